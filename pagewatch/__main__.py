@@ -1,0 +1,3 @@
+from pagewatch.cli import main
+
+main()

@@ -1,0 +1,136 @@
+"""Alerts and history as users and scripts see them: the JSON contract and the text views."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .errors import NotFound
+from .models import mark
+from .store import Store
+
+STATUSES = ("new", "acked", "all")
+
+
+def alert_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One alert as `alerts --json` prints it (DESIGN.md's contract fields, then extras)."""
+    parts = json.loads(row["context_parts"] or "{}")
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "list": row["list"],
+        "group": row["grp"],
+        "alias": row["alias"],
+        "kind": row["kind"],
+        "count_before": row["count_before"],
+        "count_after": row["count_after"],
+        "last_seen_at": row["last_seen_at"],
+        "first_missing_at": row["first_missing_at"],
+        "snapshot_before": row["snapshot_before"],
+        "snapshot_after": row["snapshot_after"],
+        "context": row["context"],
+        "status": row["status"],
+        # extras
+        "capture_before": row["check_before"],
+        "capture_after": row["check_after"],
+        "final_url": row["final_url"],
+        "context_segments": parts.get("segments", []),
+        "context_approximate": parts.get("approximate", False),
+        "created_at": row["created_at"],
+        "acked_at": row["acked_at"],
+        "note": row["note"],
+    }
+
+
+def list_alerts(
+    store: Store, status: str = "new", list_name: str | None = None
+) -> list[dict[str, Any]]:
+    return [alert_json(r) for r in store.alerts(status=status, list_name=list_name)]
+
+
+def get_alert(store: Store, alert_id: int) -> dict[str, Any]:
+    return alert_json(store.alert(alert_id))
+
+
+def ack(store: Store, alert_ids: Sequence[int], now: datetime, note: str = "") -> list[int]:
+    return store.ack(alert_ids, now, note)
+
+
+def window(alert: dict[str, Any]) -> str:
+    return f"last seen {alert['last_seen_at']}, first missing {alert['first_missing_at']}"
+
+
+def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
+    """`pagewatch show`: the passage with the removed text marked, the window, both hashes.
+
+    ``style(text, kind)`` may colour a removed ("-") or inserted ("+") piece for a terminal.
+    """
+    kind = alert["kind"]
+    went = "came back" if kind == "restored" else "went"
+    lines = [
+        f"Alert {alert['id']}: {kind} · group {alert['group']!r} · alias {alert['alias']!r} {went}",
+        f"  url            {alert['url']}",
+    ]
+    if alert["final_url"] and alert["final_url"] != alert["url"]:
+        lines.append(f"  now at         {alert['final_url']}")
+    lines += [
+        f"  list           {alert['list']}",
+        f"  count          {alert['count_before']} -> {alert['count_after']}",
+        f"  last seen at   {alert['last_seen_at']}  snapshot {alert['snapshot_before']}",
+        f"  first missing  {alert['first_missing_at']}  snapshot {alert['snapshot_after']}",
+        f"  captures       #{alert['capture_before']} -> #{alert['capture_after']}",
+        f"  status         {alert['status']}"
+        + (f" at {alert['acked_at']}" if alert["acked_at"] else "")
+        + (f" ({alert['note']})" if alert["note"] else ""),
+        "",
+        "Passage"
+        + (" (approximate: the diff could not pin it down)" if alert["context_approximate"] else "")
+        + ":  [-removed-] {+inserted+}",
+    ]
+    pieces = []
+    for op, text in alert["context_segments"]:
+        marked = mark(op, text)
+        pieces.append(style(marked, op) if style and marked != text else marked)
+    passage = "".join(pieces) if pieces else alert["context"] or "(no passage recorded)"
+    lines += ["  " + line for line in passage.splitlines() or [""]]
+    return lines
+
+
+def history(store: Store, url: str, list_name: str | None = None) -> list[dict[str, Any]]:
+    """Every check of the watch(es) of ``url``, oldest first."""
+    watch_ids = store.watch_id(url, list_name)
+    if not watch_ids:
+        raise NotFound(f"no history for {url}" + (f" in list {list_name!r}" if list_name else ""))
+    out = []
+    for row in store.checks(watch_ids):
+        out.append(
+            {
+                "id": row["id"],
+                "url": row["url"],
+                "list": row["list"],
+                "checked_at": row["checked_at"],
+                "outcome": row["outcome"],
+                "status": row["status"],
+                "reason": row["reason"],
+                "message": row["message"],
+                "final_url": row["final_url"],
+                "redirects": json.loads(row["redirects"]),
+                "sha256": row["sha256"],
+                "counts": row["counts"],
+                "source": row["source"],
+            }
+        )
+    return out
+
+
+def history_line(entry: dict[str, Any]) -> str:
+    counts = " ".join(f"{g}={n}" for g, n in sorted(entry["counts"].items()))
+    status = entry["status"] if entry["status"] is not None else "-"
+    sha = (entry["sha256"] or "")[:12] or "-" * 12
+    detail = counts if entry["outcome"] == "capture" else f"{entry['reason']}: {entry['message']}"
+    if entry["redirects"] and entry["outcome"] == "capture":
+        detail += f"  (redirected to {entry['final_url']})"
+    when, outcome = entry["checked_at"], entry["outcome"]
+    return f"#{entry['id']:<5} {when}  {outcome:<8} {status:<4} {sha}  {detail}"

@@ -1,0 +1,317 @@
+"""Visible text of a captured body: what a reader of the page sees, ready for matching and diffing.
+
+The charset comes from the HTTP header, then a byte order mark, then a ``<meta>`` declaration, then
+a guess (UTF-8 when it decodes, else windows-1252). HTML is parsed with lxml; the text is the
+``<title>`` and the ``<body>`` without scripts, styles, ``noscript``, ``template`` and comments.
+Inline markup adds no whitespace, block elements and ``<br>`` break lines, invisible characters
+vanish, and the result is NFKC-normalised with whitespace collapsed within each line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from functools import lru_cache
+
+from cssselect import SelectorError
+from lxml import etree
+from lxml.cssselect import CSSSelector
+
+from pagewatch.models import Extracted
+
+__all__ = ["check_selector", "visible_text"]
+
+# Charset labels read the way browsers read them (WHATWG Encoding Standard): label or codec name.
+_WHATWG_CODECS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "gb18030": "gb18030",
+    "iso-8859-1": "cp1252",
+    "iso8859-1": "cp1252",
+    "latin1": "cp1252",
+    "latin-1": "cp1252",
+    "us-ascii": "cp1252",
+    "ascii": "cp1252",
+    "iso-8859-9": "cp1254",
+    "iso8859-9": "cp1254",
+    "latin5": "cp1254",
+    "tis-620": "cp874",
+    "iso-8859-11": "cp874",
+    "iso8859-11": "cp874",
+    "shift_jis": "cp932",
+    "shift-jis": "cp932",
+    "sjis": "cp932",
+    "x-sjis": "cp932",
+    "ms_kanji": "cp932",
+    "windows-31j": "cp932",
+    "euc-kr": "cp949",
+    "euc_kr": "cp949",
+    "ks_c_5601-1987": "cp949",
+    "big5": "big5hkscs",
+}
+# Python codecs that are not a page's character set (or are unsafe to honour, like UTF-7).
+_REFUSED_CODECS = frozenset(
+    {"utf-7", "idna", "punycode", "raw_unicode_escape", "unicode_escape", "undefined", "mbcs"}
+)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^\s;"',]+)""", re.IGNORECASE)
+_META_CHARSET = re.compile(
+    rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([a-z0-9_.:\-]+)""", re.IGNORECASE
+)
+_COMMENT = re.compile(rb"<!--.*?(?:-->|\Z)", re.DOTALL)
+_SNIFF_BYTES = 4096
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+_MARKUP_TYPES = frozenset({"text/xml", "application/xml"})
+_TEXT_TYPES = frozenset(
+    {"application/json", "application/javascript", "application/x-javascript", "application/rtf"}
+)
+_BINARY_PREFIXES = ("image/", "audio/", "video/", "font/", "model/", "application/vnd.")
+_BINARY_TYPES = frozenset(
+    {
+        "application/pdf", "application/octet-stream", "application/zip", "application/gzip",
+        "application/x-gzip", "application/x-tar", "application/x-bzip2", "application/x-xz",
+        "application/x-7z-compressed", "application/x-rar-compressed", "application/msword",
+        "application/wasm", "application/java-archive", "application/x-shockwave-flash",
+        "application/ogg", "application/x-msdownload", "application/x-protobuf",
+    }
+)  # fmt: skip
+# A type-less body is HTML when it starts with a tag, or names the HTML skeleton early on.
+_HTML_START = re.compile(r"[\s\ufeff]*<[a-zA-Z!?]")
+_HTML_SKELETON = re.compile(r"<(?:!doctype\s+html|html|head|body|meta|title)[\s>/]", re.IGNORECASE)
+_BINARY_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+
+_SKIPPED = ("script", "style", "noscript", "template")
+_PREFORMATTED = ("pre", "textarea", "listing", "xmp", "plaintext")
+_BLOCKS = (
+    "address", "article", "aside", "blockquote", "body", "button", "caption", "center", "dd",
+    "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer",
+    "form", "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html",
+    "legend", "li", "listing", "main", "menu", "nav", "ol", "optgroup", "option", "p", "plaintext",
+    "pre", "search", "section", "select", "summary", "table", "tbody", "td", "textarea", "tfoot",
+    "th", "thead", "tr", "ul", "xmp",
+)  # fmt: skip
+# Characters that cannot be seen: soft hyphen, zero-width characters, and control characters
+# other than whitespace. They vanish, even inside a word.
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+_NEWLINES = re.compile("\r\n?|\n|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def check_selector(selector: str) -> None:
+    """Raise ValueError with a short reason when ``selector`` is not a CSS selector we can apply."""
+    _compile_selector(selector)
+
+
+@lru_cache(maxsize=256)
+def _compile_selector(selector: str) -> CSSSelector:
+    if not selector.strip():
+        raise ValueError("empty CSS selector")
+    try:
+        return CSSSelector(selector, translator="html")
+    except SelectorError as exc:
+        raise ValueError(f"bad CSS selector {selector!r}: {exc}") from None
+
+
+def visible_text(
+    body: bytes,
+    content_type: str | None = None,
+    selector: str | None = None,
+    *,
+    huge: bool = False,
+) -> Extracted:
+    """The visible text of ``body`` (content-encoding already undone), scoped by ``selector``.
+
+    ``content_type`` is the raw Content-Type header. ``huge`` lifts lxml's limits on very large or
+    deeply nested documents. Raises ValueError for an invalid selector.
+    """
+    compiled = _compile_selector(selector) if selector is not None else None
+    mime, header_charset = _parse_content_type(content_type)
+    if _is_binary_type(mime):
+        return Extracted("", encoding="", readable=False, note=f"not text: {mime}")
+
+    plain = mime == "text/plain"
+    text, encoding = _decode(body, header_charset, sniff_meta=not plain)
+    if mime in _HTML_TYPES or mime in _MARKUP_TYPES or (not plain and _looks_like_html(text)):
+        return _html_text(text, encoding, compiled, huge)
+    if plain or _is_text_type(mime) or _looks_like_text(body, encoding):
+        if compiled is not None:
+            return Extracted("", encoding, scope_found=False, note="selector on a non-HTML page")
+        mark = _unused_character(text)
+        return Extracted(_normalise(_NEWLINES.sub(mark, text), mark), encoding)
+    return Extracted("", encoding, readable=False, note=f"not text: {mime or 'binary data'}")
+
+
+def _parse_content_type(content_type: str | None) -> tuple[str, str | None]:
+    """The media type, lowercased ("" when missing), and the charset parameter if any."""
+    media_type, _, params = (content_type or "").partition(";")
+    match = _CHARSET_PARAM.search(params)
+    return media_type.split(",")[0].strip().lower(), match.group(1) if match else None
+
+
+def _is_binary_type(mime: str) -> bool:
+    return mime in _BINARY_TYPES or (
+        mime.startswith(_BINARY_PREFIXES) and not mime.endswith(("+xml", "+json"))
+    )
+
+
+def _is_text_type(mime: str) -> bool:
+    return mime.startswith("text/") or mime in _TEXT_TYPES or mime.endswith(("+json", "+xml"))
+
+
+def _looks_like_text(body: bytes, encoding: str) -> bool:
+    return encoding.startswith("utf-16") or not _BINARY_BYTES.search(body, 0, 1024)
+
+
+def _codec(label: str) -> str | None:
+    """The Python codec for a charset label, the WHATWG way; None for labels we do not honour."""
+    label = label.strip().strip("\"'").lower()
+    if label in _WHATWG_CODECS:
+        return _WHATWG_CODECS[label]
+    try:
+        info = codecs.lookup(label)
+    except LookupError:
+        return None
+    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED_CODECS:
+        return None
+    return _WHATWG_CODECS.get(info.name, info.name)
+
+
+def _decode(body: bytes, header_charset: str | None, *, sniff_meta: bool) -> tuple[str, str]:
+    """Decode ``body``: header charset, then BOM, then ``<meta>``, then UTF-8 or windows-1252."""
+    encoding = _codec(header_charset) if header_charset else None
+    if encoding in ("utf-16", "utf-32"):
+        encoding = "utf-16-be" if body.startswith(codecs.BOM_UTF16_BE) else "utf-16-le"
+    if encoding is None:
+        encoding = next((name for bom, name in _BOMS if body.startswith(bom)), None)
+    if encoding is None and sniff_meta:
+        encoding = _meta_charset(body)
+    if encoding is None:
+        try:
+            # A multi-byte character cut off at the very end still means UTF-8.
+            text = codecs.getincrementaldecoder("utf-8")().decode(body, final=False)
+        except UnicodeDecodeError:
+            encoding = "cp1252"
+        else:
+            return text.removeprefix("\ufeff"), "utf-8"
+    for bom, name in _BOMS:
+        if name == encoding and body.startswith(bom):
+            body = body[len(bom) :]
+    return body.decode(encoding, errors="replace"), encoding
+
+
+def _meta_charset(body: bytes) -> str | None:
+    head = _COMMENT.sub(b"", body[:_SNIFF_BYTES])
+    for match in _META_CHARSET.finditer(head):
+        encoding = _codec(match.group(1).decode("ascii"))
+        if encoding is not None:
+            # A page that says UTF-16 in ASCII-compatible bytes is UTF-8 (WHATWG).
+            return "utf-8" if encoding.startswith(("utf-16", "utf-32")) else encoding
+    return None
+
+
+def _looks_like_html(text: str) -> bool:
+    return bool(_HTML_START.match(text) or _HTML_SKELETON.search(text, 0, 1024))
+
+
+def _unused_character(text: str) -> str:
+    """A private-use character that ``text`` does not contain, to mark line breaks with."""
+    return next(c for c in map(chr, range(0xE000, 0xF900)) if c not in text)
+
+
+def _html_text(text: str, encoding: str, selector: CSSSelector | None, huge: bool) -> Extracted:
+    # Line breaks made by markup are marked with a character the page does not contain, so that
+    # newlines in the source collapse like any whitespace while structural breaks survive.
+    mark = _unused_character(text)
+    root, note = _parse(text.replace("\x00", ""), huge)
+    if root is None:
+        if note:
+            return Extracted("", encoding, readable=False, note=note)
+        return Extracted("", encoding, scope_found=selector is None, note="empty document")
+
+    etree.strip_elements(
+        root, etree.Comment, etree.ProcessingInstruction, *_SKIPPED, with_tail=False
+    )
+    for pre in root.iter(*_PREFORMATTED):
+        for node in pre.iter():
+            inner = node.text
+            if inner and "\n" in inner:
+                node.text = inner.replace("\n", mark)
+            after = node.tail
+            if node is not pre and after and "\n" in after:
+                node.tail = after.replace("\n", mark)
+    for element in root.iter(*_BLOCKS):
+        inner, after = element.text, element.tail
+        element.text = mark + inner if inner else mark
+        element.tail = mark + after if after else mark
+    for br in root.iter("br"):
+        after = br.tail
+        br.tail = mark + after if after else mark
+
+    if selector is not None:
+        found = selector(root)  # a CSS selector yields a list of elements
+        matched = (
+            [e for e in found if isinstance(e, etree._Element)] if isinstance(found, list) else []
+        )
+        chosen = set(matched)
+        # An element inside another match is already part of that match's text.
+        parts = [
+            _text_of(element)
+            for element in matched
+            if not any(ancestor in chosen for ancestor in element.iterancestors())
+        ]
+        if not parts:
+            return Extracted("", encoding, scope_found=False, note="selector matched nothing")
+    else:
+        title = root.find("head/title")
+        body = root.find("body")
+        parts = [_text_of(title)] if title is not None else []
+        if body is None:
+            head = root.find("head")
+            if head is not None:
+                root.remove(head)
+            body = root
+        parts.append(_text_of(body))
+    return Extracted(_normalise(mark.join(parts), mark), encoding, note=note)
+
+
+def _parse(text: str, huge: bool) -> tuple[etree._Element | None, str]:
+    """Parse HTML; a document cut short by lxml's depth limit is retried once without limits."""
+    data = text.encode("utf-8", errors="replace")
+    for lifted in (True,) if huge else (False, True):
+        parser = etree.HTMLParser(
+            encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=lifted
+        )
+        try:
+            root = etree.fromstring(data, parser)
+        except etree.LxmlError as exc:
+            return None, f"unparseable HTML: {exc}"
+        limits = [e.message for e in parser.error_log if e.type_name == "ERR_RESOURCE_LIMIT"]
+        if not limits:
+            return root, ""
+    # The text past the limit is missing: counting the rest would look like a removal.
+    return None, f"not readable: {limits[0].split(',')[0].strip()}"
+
+
+def _text_of(element: etree._Element) -> str:
+    return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
+
+
+def _normalise(text: str, newline: str) -> str:
+    """Invisible characters removed, NFKC, whitespace collapsed, lines stripped, empty lines gone.
+
+    Lines are separated by ``newline``; all other whitespace, "\\n" included, collapses.
+    """
+    text = " ".join(text.split())  # first: it makes the text much shorter
+    lines = text.split(newline)
+    # Invisible and control characters are all unprintable: a quick test before a slow scan.
+    if not all(map(str.isprintable, lines)) or not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
+        lines = " ".join(text.split()).split(newline)  # NFKC makes spaces, of a no-break space
+    return "\n".join(filter(None, map(str.strip, lines)))

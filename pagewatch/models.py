@@ -1,0 +1,163 @@
+"""The values that travel between pipeline stages. All frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+ALIAS_REGEX_PREFIX = "re:"
+
+
+@dataclass(frozen=True)
+class PhraseGroup:
+    """One concept and its spellings; an alias starting with ``re:`` is a regular expression."""
+
+    name: str
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Watch:
+    """One URL of one watchlist, with the phrase groups counted on it."""
+
+    url: str
+    list: str  # the watchlist's name: its file stem
+    every: int  # seconds between checks
+    groups: tuple[PhraseGroup, ...]
+    selector: str | None = None
+    path: str | None = None  # the watchlist file it came from, for messages
+    line: int | None = None  # the line of its [[watch]] header
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.list, self.url)
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """One hop of a redirect chain."""
+
+    url: str
+    status: int
+    location: str
+
+
+@dataclass(frozen=True)
+class Capture:
+    """A successful fetch: the raw body exactly as received and everything needed to prove it."""
+
+    url: str  # the watched URL as the watchlist has it
+    final_url: str
+    status: int
+    headers: tuple[tuple[str, str], ...]  # response headers in received order
+    body: bytes  # raw body bytes as received (content-encoding intact)
+    sha256: str  # hex digest of body
+    captured_at: datetime  # UTC, timezone-aware
+    redirects: tuple[Redirect, ...] = ()
+    decoded: bytes | None = None  # body with content-encoding undone; None when not encoded
+
+    @property
+    def content(self) -> bytes:
+        """The body with any content-encoding undone: what extraction reads."""
+        return self.body if self.decoded is None else self.decoded
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    """A fetch that produced no snapshot: recorded, never compared."""
+
+    url: str
+    reason: str  # a short class: "timeout", "connect", "http_503", "too_large", ...
+    message: str  # one line for humans
+    checked_at: datetime
+    status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[Redirect, ...] = ()
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """Visible text of a body, ready for matching and diffing."""
+
+    text: str  # NFKC-normalised visible text; lines split by "\n"
+    encoding: str  # the codec the body was read with
+    readable: bool = True  # False: not text we can read (binary, unknown type)
+    scope_found: bool = True  # False: a selector was given and matched nothing
+    note: str = ""  # why it is not readable / not found, for history
+
+
+@dataclass(frozen=True)
+class GroupCount:
+    """How often one phrase group occurs in one snapshot, and through which aliases."""
+
+    group: str
+    count: int
+    aliases: tuple[tuple[str, int], ...] = ()  # (alias as written, matches), aliases with 0 omitted
+
+
+@dataclass(frozen=True)
+class Span:
+    """One match of a phrase group in a text, in the text's own coordinates."""
+
+    start: int
+    end: int
+    alias: str
+
+
+@dataclass(frozen=True)
+class Context:
+    """The removed passage: diff segments around the occurrence that went.
+
+    ``segments`` are (op, text) pairs with op "=" (unchanged), "-" (removed) or "+" (inserted).
+    """
+
+    alias: str
+    segments: tuple[tuple[str, str], ...]
+    approximate: bool = False  # True when the diff could not pin the passage down
+
+    def render(self) -> str:
+        """wdiff-style text: removed text as [-...-], inserted text as {+...+}."""
+        return "".join(mark(op, text) for op, text in self.segments)
+
+
+def mark(op: str, text: str) -> str:
+    """One diff segment in wdiff style, with its edge whitespace kept outside the marks."""
+    if op == "=" or not text.strip():
+        return text
+    core = text.strip()
+    lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
+    return f"{lead}[-{core}-]{trail}" if op == "-" else f"{lead}{{+{core}+}}{trail}"
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A change of a phrase group's count between two consecutive successful captures."""
+
+    id: int
+    url: str
+    list: str
+    group: str
+    alias: str
+    kind: str  # removed | page_removed | restored
+    count_before: int
+    count_after: int
+    last_seen_at: datetime
+    first_missing_at: datetime
+    snapshot_before: str  # sha256 of the capture before
+    snapshot_after: str
+    capture_before: int  # check ids
+    capture_after: int
+    context: str
+    status: str  # new | acked
+    created_at: datetime
+    final_url: str | None = None
+    acked_at: datetime | None = None
+    note: str = ""
+    extra: dict[str, object] = field(default_factory=dict, compare=False)

@@ -1,0 +1,99 @@
+"""A tiny HTTP server on 127.0.0.1 that serves whatever pages it is told to, for replaying a
+page history: `pagewatch demo` uses it, and so do the tests. Not for the open internet."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+
+@dataclass(frozen=True)
+class Page:
+    """One response: status, body and headers (Content-Length is added)."""
+
+    body: bytes = b""
+    status: int = 200
+    headers: Mapping[str, str] = field(
+        default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"}
+    )
+
+    @classmethod
+    def html(cls, text: str, status: int = 200, charset: str = "utf-8") -> Page:
+        return cls(text.encode(charset), status, {"Content-Type": f"text/html; charset={charset}"})
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 301) -> Page:
+        return cls(b"", status, {"Location": location})
+
+
+NOT_FOUND = Page(b"<html><body><h1>Not Found</h1></body></html>", 404)
+
+
+class ReplayServer:
+    """Serves ``pages`` (path -> Page, path including any query) until stopped."""
+
+    def __init__(self, pages: Mapping[str, Page] | None = None):
+        self.pages: dict[str, Page] = dict(pages or {})
+        self.requests: list[str] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                with server._lock:
+                    page = server.pages.get(self.path, NOT_FOUND)
+                    server.requests.append(self.path)
+                self.send_response(page.status)
+                for name, value in page.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(page.body)))
+                self.end_headers()
+                self.wfile.write(page.body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def set(self, path: str, page: Page) -> None:
+        with self._lock:
+            self.pages[path] = page
+
+    def replace(self, pages: Mapping[str, Page]) -> None:
+        with self._lock:
+            self.pages = dict(pages)
+
+    def start(self) -> ReplayServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ReplayServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,216 @@
+"""The command line contract (DESIGN.md): commands, JSON fields, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from pagewatch.cli import cli
+from pagewatch.replay import Page, ReplayServer
+
+CONTRACT_FIELDS = {
+    "id", "url", "list", "group", "alias", "kind", "count_before", "count_after",
+    "last_seen_at", "first_missing_at", "snapshot_before", "snapshot_after", "context", "status",
+}  # fmt: skip
+
+BEFORE = (
+    "<html><body><main><p>Attributes: glasses, smile.</p>"
+    "<p>Is it Uyghur: boolean.</p></main></body></html>"
+)
+AFTER = "<html><body><main><p>Attributes: glasses, smile.</p></main></body></html>"
+
+
+def pw(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--workspace", str(root), *args])
+
+
+@pytest.fixture
+def removal(tmp_path: Path, server: ReplayServer) -> tuple[Path, str]:
+    """A workspace whose one watch lost "Is it Uyghur" between two checks."""
+    url = server.url("/guide")
+    assert pw(tmp_path, "init").exit_code == 0
+    added = pw(
+        tmp_path,
+        "add",
+        url,
+        "--list",
+        "vendors",
+        "--phrase",
+        "uyghur=Uyghur,Uighur",
+        "--every",
+        "1h",
+    )
+    assert added.exit_code == 0, added.output
+    server.set("/guide", Page.html(BEFORE))
+    assert pw(tmp_path, "check").exit_code == 0
+    server.set("/guide", Page.html(AFTER))
+    checked = pw(tmp_path, "check")
+    assert checked.exit_code == 0, checked.output
+    assert checked.stdout.splitlines()[0] == "checked 1, changed 1, failed 0, new alerts 1"
+    return tmp_path, url
+
+
+def test_init_is_idempotent(tmp_path: Path) -> None:
+    first = pw(tmp_path, "init")
+    second = pw(tmp_path, "init")
+    assert (first.exit_code, second.exit_code) == (0, 0)
+    assert second.stdout.startswith("Already a workspace:")
+    assert (tmp_path / "watchlists").is_dir() and (tmp_path / "snapshots").is_dir()
+    assert (tmp_path / "pagewatch.db").is_file()
+
+
+def test_workspace_from_environment(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["init"], env={"PAGEWATCH_WORKSPACE": str(tmp_path)})
+    assert result.exit_code == 0
+    assert (tmp_path / "pagewatch.db").is_file()
+
+
+def test_alerts_json_contract(removal: tuple[Path, str]) -> None:
+    root, url = removal
+    result = pw(root, "alerts", "--json")
+    assert result.exit_code == 0
+    [alert] = json.loads(result.stdout)
+    assert alert.keys() >= CONTRACT_FIELDS
+    assert (alert["kind"], alert["group"], alert["alias"], alert["list"], alert["url"]) == (
+        "removed", "uyghur", "Uyghur", "vendors", url,
+    )  # fmt: skip
+    assert (alert["count_before"], alert["count_after"], alert["status"]) == (1, 0, "new")
+    seen, missing = (datetime.fromisoformat(alert[k]) for k in ("last_seen_at", "first_missing_at"))
+    assert seen.utcoffset() is not None and seen.utcoffset().total_seconds() == 0  # type: ignore[union-attr]
+    assert seen < missing
+    assert re.fullmatch(r"[0-9a-f]{64}", alert["snapshot_before"])
+    assert re.fullmatch(r"[0-9a-f]{64}", alert["snapshot_after"])
+    assert alert["snapshot_before"] != alert["snapshot_after"]
+    assert "[-Is it Uyghur: boolean.-]" in alert["context"]
+
+
+def test_history_window_matches_alert(removal: tuple[Path, str]) -> None:
+    root, url = removal
+    [alert] = json.loads(pw(root, "alerts", "--json").stdout)
+    history = json.loads(pw(root, "history", url, "--json").stdout)
+    assert [(h["outcome"], h["status"], h["counts"]) for h in history] == [
+        ("capture", 200, {"uyghur": 1}),
+        ("capture", 200, {"uyghur": 0}),
+    ]
+    assert (history[0]["checked_at"], history[1]["checked_at"]) == (
+        alert["last_seen_at"], alert["first_missing_at"],
+    )  # fmt: skip
+    assert (history[0]["sha256"], history[1]["sha256"]) == (
+        alert["snapshot_before"], alert["snapshot_after"],
+    )  # fmt: skip
+
+
+def test_show_prints_passage_window_and_hashes(removal: tuple[Path, str]) -> None:
+    root, _ = removal
+    [alert] = json.loads(pw(root, "alerts", "--json").stdout)
+    result = pw(root, "show", str(alert["id"]))
+    assert result.exit_code == 0
+    assert "[-Is it Uyghur: boolean.-]" in result.stdout
+    assert (
+        f"last seen at   {alert['last_seen_at']}  snapshot {alert['snapshot_before']}"
+        in result.stdout
+    )
+    assert (
+        f"first missing  {alert['first_missing_at']}  snapshot {alert['snapshot_after']}"
+        in result.stdout
+    )
+
+
+def test_ack_moves_alert_out_of_new(removal: tuple[Path, str]) -> None:
+    root, _ = removal
+    [alert] = json.loads(pw(root, "alerts", "--json").stdout)
+    acked = pw(root, "ack", str(alert["id"]), "--note", "seen, archived")
+    assert acked.exit_code == 0 and acked.stdout == f"Acknowledged {alert['id']}\n"
+    assert json.loads(pw(root, "alerts", "--json").stdout) == []
+    [again] = json.loads(pw(root, "alerts", "--json", "--status", "acked").stdout)
+    assert (again["id"], again["status"], again["note"]) == (alert["id"], "acked", "seen, archived")
+    assert len(json.loads(pw(root, "alerts", "--json", "--status", "all").stdout)) == 1
+    assert json.loads(pw(root, "alerts", "--json", "--list", "other").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["show", "999"], "Error: no alert 999\n"),
+        (["ack", "1", "999"], "Error: no alert 999\n"),
+        (
+            ["history", "http://127.0.0.1:9/nothing"],
+            "Error: no history for http://127.0.0.1:9/nothing\n",
+        ),
+    ],
+    ids=["show-unknown", "ack-unknown", "history-unknown"],
+)
+def test_unknown_things_exit_1(removal: tuple[Path, str], args: list[str], message: str) -> None:
+    root, _ = removal
+    result = pw(root, *args)
+    assert (result.exit_code, result.stderr) == (1, message)
+
+
+def test_ack_of_unknown_id_changes_nothing(removal: tuple[Path, str]) -> None:
+    root, _ = removal
+    pw(root, "ack", "1", "999")
+    assert [a["status"] for a in json.loads(pw(root, "alerts", "--json").stdout)] == ["new"]
+
+
+def test_broken_watchlist_exits_2_naming_file_and_line(tmp_path: Path) -> None:
+    pw(tmp_path, "init")
+    path = tmp_path / "watchlists" / "bad.toml"
+    path.write_text(
+        '[phrases]\nx = ["a"]\n\n[[watch]]\nurl = "ftp://vendor.example/"\n', encoding="utf-8"
+    )
+    result = pw(tmp_path, "check")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {path}:5: ")
+    assert len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
+def test_check_outside_a_workspace_says_so(tmp_path: Path) -> None:
+    (tmp_path / "watchlists").mkdir()
+    (tmp_path / "watchlists" / "a.toml").write_text(
+        '[phrases]\nx = ["a"]\n[[watch]]\nurl = "http://127.0.0.1:9/"\n', encoding="utf-8"
+    )
+    result = pw(tmp_path, "check")
+    assert result.exit_code == 1
+    assert "run `pagewatch init` there" in result.stderr
+
+
+def test_check_of_an_unwatched_url_is_bad_usage(removal: tuple[Path, str]) -> None:
+    root, _ = removal
+    result = pw(root, "check", "http://elsewhere.example/")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: not watched in the chosen lists: http://elsewhere.example/\n"
+
+
+def test_failed_fetch_is_not_a_failed_command(tmp_path: Path, server: ReplayServer) -> None:
+    pw(tmp_path, "init")
+    pw(tmp_path, "add", server.url("/down"), "--list", "l", "--phrase", "Uyghur")
+    server.set("/down", Page(b"busy", 503))
+    result = pw(tmp_path, "check")
+    assert result.exit_code == 0
+    assert result.stdout == "checked 1, changed 0, failed 1, new alerts 0\n"
+    [entry] = json.loads(pw(tmp_path, "history", server.url("/down"), "--json").stdout)
+    assert (entry["outcome"], entry["reason"], entry["status"], entry["sha256"]) == (
+        "failed", "http_503", 503, None,
+    )  # fmt: skip
+
+
+def test_demo_shows_the_removal(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["demo", "--into", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "check: checked 2, changed 0, failed 1, new alerts 0" in out
+    assert "Alert 1: removed · group 'uyghur'" in out
+    assert "[-" in out and "Is it Uyghur" in out
+    assert "last seen at   2020-11-20T09:00:00.00" in out
+    assert "first missing  2020-12-08T18:00:00.00" in out
+    alerts = json.loads(pw(tmp_path / "demo", "alerts", "--json").stdout)
+    assert [(a["kind"], a["group"]) for a in alerts] == [
+        ("removed", "uyghur"),
+        ("removed", "ethnicity"),
+    ]
