@@ -174,7 +174,13 @@ def run(ctx: click.Context, reload_every: float) -> None:
 
 @cli.command("alerts")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.option("--status", type=click.Choice(alerts_api.STATUSES), default="new", show_default=True)
+@click.option(
+    "--status",
+    type=click.Choice(alerts_api.STATUSES),
+    default="new",
+    show_default=True,
+    help="Which alerts: new (not yet acknowledged), acked, or all.",
+)
 @click.option("--list", "list_name", help="Only alerts of this watchlist.")
 @click.pass_context
 def alerts_cmd(ctx: click.Context, as_json: bool, status: str, list_name: str | None) -> None:
