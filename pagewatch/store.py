@@ -350,13 +350,10 @@ class Store:
                     " VALUES (?, ?, ?, ?)",
                     [blob[1], len(blob[0]), stored_size, check["checked_at"]],
                 )
-            check_id = _last_id(db.table("checks").insert(check).last_pk)
+            check_id = _insert(db, "checks", check)
             for row in counts:
-                db.table("counts").insert({**row, "check_id": check_id})
-            alert_ids = []
-            for row in alerts:
-                table = db.table("alerts").insert({**row, "check_after": check_id})
-                alert_ids.append(_last_id(table.last_pk))
+                _insert(db, "counts", {**row, "check_id": check_id})
+            alert_ids = [_insert(db, "alerts", {**row, "check_after": check_id}) for row in alerts]
         return check_id, alert_ids
 
     def checks(self, watch_ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -434,9 +431,12 @@ class StaleComparison(StoreError):
         super().__init__(f"watch {watch_id} was captured by another process meanwhile")
 
 
-def _last_id(pk: object) -> int:
-    assert isinstance(pk, int)
-    return pk
+def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
+    """Insert one row; plain SQL, as sqlite-utils' insert() re-reads the schema on every call."""
+    columns = ", ".join(row)
+    marks = ", ".join("?" * len(row))
+    cursor = db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+    return int(cursor.lastrowid or 0)
 
 
 def _store_error(exc: sqlite3.OperationalError) -> StoreError | WorkspaceError:
