@@ -193,7 +193,8 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
 def decode_content(body: bytes, encoding: str, limit: int) -> bytes | None:
     """Undo a Content-Encoding with a cap on the output; None if there is none to undo.
 
-    Raises ValueError (a `_Failure`) for an unknown coding, corrupt data or output over the cap.
+    Raises ValueError (a `_Failure`) for an unknown coding, a corrupt or truncated stream, or
+    output over the cap: a body we cannot read whole is never read in part.
     """
     codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
@@ -202,26 +203,39 @@ def decode_content(body: bytes, encoding: str, limit: int) -> bytes | None:
     data = body
     for coding in reversed(codings):
         if coding in ("gzip", "x-gzip"):
-            data = _inflate(data, zlib.MAX_WBITS | 16, limit)
+            data = _inflate(data, zlib.MAX_WBITS | 16, limit, members=True)
         elif coding == "deflate":
             try:
                 data = _inflate(data, zlib.MAX_WBITS, limit)
-            except _Failure:
+            except _Failure as failure:
+                if failure.reason == "too_large":
+                    raise
                 data = _inflate(data, -zlib.MAX_WBITS, limit)  # raw deflate, as some servers send
         else:
             raise _Failure("bad_encoding", f"unsupported content-encoding {coding!r}")
     return data
 
 
-def _inflate(data: bytes, wbits: int, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise _Failure("bad_encoding", f"corrupt compressed body: {exc}") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise _Failure("too_large", f"decompressed body over the cap of {limit:,} bytes")
-    return out
+def _inflate(data: bytes, wbits: int, limit: int, members: bool = False) -> bytes:
+    """Inflate a whole stream (and, for gzip, every member of it) or fail; never a prefix."""
+    out: list[bytes] = []
+    size = 0
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            chunk = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise _Failure("bad_encoding", f"corrupt compressed body: {exc}") from exc
+        size += len(chunk)
+        out.append(chunk)
+        if size > limit or inflater.unconsumed_tail:
+            raise _Failure("too_large", f"decompressed body over the cap of {limit:,} bytes")
+        if not inflater.eof:
+            raise _Failure("bad_encoding", "truncated compressed body")
+        rest = inflater.unused_data
+        if not members or not rest.strip(b"\0"):
+            return b"".join(out)
 
 
 def _status_message(response: httpx.Response) -> str:

@@ -107,6 +107,11 @@ ROUTES: dict[str, Behaviour] = {
     "/deflate": reply("200 OK", zlib.compress(HTML), "Content-Encoding: deflate"),
     "/raw-deflate": reply("200 OK", zlib.compress(HTML)[2:-4], "Content-Encoding: deflate"),
     "/bomb": reply("200 OK", BOMB, "Content-Encoding: gzip"),
+    "/gz-members": reply(
+        "200 OK", gzip.compress(HTML[:20]) + gzip.compress(HTML[20:]), "Content-Encoding: gzip"
+    ),
+    "/gz-truncated": reply("200 OK", gzip.compress(HTML)[:-12], "Content-Encoding: gzip"),
+    "/deflate-bomb": reply("200 OK", zlib.compress(b"\0" * 2_000_000), "Content-Encoding: deflate"),
     "/corrupt-gzip": reply("200 OK", b"\x1f\x8b\x08garbage", "Content-Encoding: gzip"),
     "/br": reply("200 OK", b"??", "Content-Encoding: br"),
     "/404": reply("404 Not Found", b"gone"),
@@ -159,6 +164,8 @@ def get(raw: RawServer, path: str, policy: FetchPolicy = POLICY) -> Capture | Fa
         ("/big", "too_large"),
         ("/bomb", "too_large"),
         ("/corrupt-gzip", "bad_encoding"),
+        ("/gz-truncated", "bad_encoding"),
+        ("/deflate-bomb", "too_large"),
         ("/br", "bad_encoding"),
         ("/lying-length", "network"),
         ("/reset", "network"),
@@ -190,7 +197,9 @@ def test_retry_after_is_kept_in_the_message(raw: RawServer) -> None:
     assert result.message == "HTTP 429 Too Many Requests (Retry-After: 120)"
 
 
-@pytest.mark.parametrize("path", ["/gz", "/deflate", "/raw-deflate"], ids=lambda p: p[1:])
+@pytest.mark.parametrize(
+    "path", ["/gz", "/gz-members", "/deflate", "/raw-deflate"], ids=lambda p: p[1:]
+)
 def test_encoded_bodies_are_kept_raw_and_decoded_for_reading(raw: RawServer, path: str) -> None:
     result = get(raw, path)
     assert isinstance(result, Capture), result
