@@ -1,7 +1,10 @@
 """One watch through the whole line: fetch, store, extract, count, compare, alert.
 
-`Checker.check` takes one watch; `Checker.run_pass` takes many at once under a global and a
-per-host limit. The outside world (client, clock, store, executor) is passed in.
+A capture is stored (blob, row and counts) before it is compared; the comparison and its alerts
+are a second transaction that marks the capture compared. A crash between the two leaves a
+capture the next check of the watch compares first, so no alert is lost and none is repeated.
+`Checker.run_pass` checks many watches at once under a global and a per-host limit. The outside
+world (client, clock, store, executor) is passed in.
 """
 
 from __future__ import annotations
@@ -13,21 +16,25 @@ import json
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from . import detect, diff, extract, match
+from .errors import StoreError, WorkspaceError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content, fetch
 from .models import Capture, Context, FailedCheck, GroupCount, PhraseGroup, Watch
-from .store import CheckRow, StaleComparison, Store, iso
+from .store import CheckRow, Store, iso
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("pagewatch.check")
 
@@ -51,11 +58,11 @@ class CheckOutcome:
     """What one check did, for progress lines and the pass summary."""
 
     watch: Watch
-    outcome: str  # capture | unusable | failed
+    outcome: str  # capture | unusable | superseded | failed | error
     changed: bool
     alert_ids: tuple[int, ...]
     message: str
-    check_id: int
+    check_id: int | None
 
 
 @dataclass
@@ -69,16 +76,12 @@ class PassSummary:
     def add(self, outcome: CheckOutcome) -> None:
         self.checked += 1
         self.changed += outcome.changed
-        self.failed += outcome.outcome == "failed"
+        self.failed += outcome.outcome in ("failed", "error")
         self.unusable += outcome.outcome == "unusable"
         self.alert_ids.extend(outcome.alert_ids)
 
     def line(self) -> str:
-        parts = [
-            f"checked {self.checked}",
-            f"changed {self.changed}",
-            f"failed {self.failed}",
-        ]
+        parts = [f"checked {self.checked}", f"changed {self.changed}", f"failed {self.failed}"]
         if self.unusable:
             parts.append(f"unusable {self.unusable}")
         parts.append(f"new alerts {len(self.alert_ids)}")
@@ -87,8 +90,12 @@ class PassSummary:
 
 def config_hash(watch: Watch) -> str:
     """What the stored counts of a capture depend on besides its body."""
-    key = f"{match.fingerprint(watch.groups)}\n{watch.selector or ''}"
+    key = f"{extract.RULES_VERSION}\n{match.fingerprint(watch.groups)}\n{watch.selector or ''}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def group_fingerprints(watch: Watch) -> dict[str, str]:
+    return {g.name: match.fingerprint([g]) for g in watch.groups}
 
 
 @functools.lru_cache(maxsize=256)
@@ -101,14 +108,36 @@ def analyse(
 ) -> Analysis:
     """Visible text and phrase counts of one body. Pure; runs in a worker process on big passes."""
     extracted = extract.visible_text(content, content_type, selector)
-    matcher = _matcher(groups)
     if not extracted.readable:
         return Analysis("", {}, False, "unreadable", extracted.note)
     if not extracted.scope_found:
         return Analysis("", {}, False, "selector_missing", extracted.note)
     if not extracted.text.strip():
         return Analysis("", {}, False, "empty", "the page has no visible text")
-    return Analysis(extracted.text, match.count(matcher, extracted.text), True)
+    return Analysis(extracted.text, match.count(_matcher(groups), extracted.text), True)
+
+
+def contexts(
+    before: str, after: str, groups: tuple[PhraseGroup, ...], findings: Sequence[detect.Finding]
+) -> list[Context | None]:
+    """The passage of each finding. Pure and CPU-heavy on big pages: runs off the event loop."""
+    matcher = _matcher(groups)
+    found = []
+    for finding in findings:
+        spans_before = match.spans(matcher, finding.group, before)
+        spans_after = match.spans(matcher, finding.group, after)
+        if finding.kind != "restored":
+            found.append(diff.removal_context(before, after, spans_before, spans_after))
+            continue
+        # a restore is a removal seen backwards: what the later text has that the earlier lacked
+        back = diff.removal_context(after, before, spans_after, spans_before)
+        flip = {"-": "+", "+": "-", "=": "="}
+        found.append(
+            Context(back.alias, tuple((flip[op], t) for op, t in back.segments), back.approximate)
+            if back
+            else None
+        )
+    return found
 
 
 def _gone_analysis(groups: Sequence[PhraseGroup]) -> Analysis:
@@ -156,36 +185,31 @@ class Checker:
         return summary
 
     async def check(self, watch: Watch) -> CheckOutcome:
-        """One check of one watch, stored before this returns."""
+        """One check of one watch, stored before this returns.
+
+        Anything unexpected is logged with the URL and reported as an ``error`` outcome, so one
+        bad watch never stops a pass; a workspace that cannot be written (full disk, read-only)
+        raises WorkspaceError, since every other check would fail the same way.
+        """
         host = urlsplit(watch.url).hostname or ""
         semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
         async with self._global, semaphore:
             result = await fetch(self.client, watch.url, self.now, self.policy)
-        for _attempt in range(3):
-            try:
-                outcome = await self._record(watch, result)
-            except StaleComparison:
-                continue
-            log.info(
-                "%s %s [%s] %s",
-                outcome.outcome,
-                watch.url,
-                watch.list,
-                outcome.message,
-            )
-            return outcome
-        raise StaleComparison(0)
-
-    async def _analyse(self, content: bytes, content_type: str | None, watch: Watch) -> Analysis:
-        loop = asyncio.get_running_loop()
-        job = functools.partial(analyse, content, content_type, watch.selector, watch.groups)
-        return await loop.run_in_executor(self.executor, job)
+        try:
+            outcome = await self._record(watch, result)
+        except WorkspaceError:
+            raise
+        except Exception as exc:  # one watch's trouble must not end the pass
+            log.exception("error %s [%s]: %s", watch.url, watch.list, exc)
+            return CheckOutcome(watch, "error", False, (), f"{type(exc).__name__}: {exc}", None)
+        log.info("%s %s [%s] %s", outcome.outcome, watch.url, watch.list, outcome.message)
+        return outcome
 
     async def _record(self, watch: Watch, result: Capture | FailedCheck) -> CheckOutcome:
         chash = config_hash(watch)
         watch_id = self.store.sync_watch(watch, chash, self.now())
         if isinstance(result, FailedCheck):
-            check_id, _ = self.store.record_check(_failed_row(watch_id, result, chash))
+            check_id, _ = self.store.add_check(_failed_row(watch_id, result, chash))
             return CheckOutcome(watch, "failed", False, (), result.message, check_id)
 
         capture = result
@@ -195,8 +219,7 @@ class Checker:
         if capture.status in GONE_STATUSES:
             analysis = _gone_analysis(watch.groups)
         elif previous and _same_input(previous, capture, content_type, chash):
-            counts = _stored_counts(previous)  # unchanged page: a hash and a row
-            analysis = Analysis("", counts, True)
+            analysis = Analysis("", _stored_counts(previous), True)  # a hash and a row
         else:
             analysis = await self._analyse(capture.content, content_type, watch)
 
@@ -204,68 +227,83 @@ class Checker:
         blob = (capture.body, capture.sha256)
         if not analysis.usable:
             row.update(outcome="unusable", reason=analysis.reason, message=analysis.note)
-            check_id, _ = self.store.record_check(row, blob=blob)
+            check_id, _ = self.store.add_check(row, blob=blob)
             return CheckOutcome(watch, "unusable", changed, (), analysis.note, check_id)
 
-        alerts: list[dict[str, Any]] = []
-        if previous is not None:
-            alerts = await self._alerts(watch, watch_id, previous, capture, analysis, chash)
+        fingerprints = group_fingerprints(watch)
         count_rows = [
-            {"grp": c.group, "count": c.count, "aliases": json.dumps(dict(c.aliases))}
+            {
+                "grp": c.group,
+                "count": c.count,
+                "aliases": json.dumps(dict(c.aliases), ensure_ascii=False),
+                "fingerprint": fingerprints.get(c.group, ""),
+            }
             for c in analysis.counts.values()
         ]
-        check_id, alert_ids = self.store.record_check(
-            row,
-            blob=blob,
-            counts=count_rows,
-            alerts=alerts,
-            compared=True,
-            compared_with=previous.id if previous else None,
-        )
+        check_id, outcome = self.store.add_check(row, blob=blob, counts=count_rows)
+        if outcome == "superseded":
+            note = "a newer capture was stored meanwhile; kept, not compared"
+            return CheckOutcome(watch, outcome, changed, (), note, check_id)
+        known = {check_id: analysis} if analysis.text else {}
+        alerts = await self.compare_pending(watch, watch_id, known)
         message = f"HTTP {capture.status}" + ("" if changed else ", unchanged")
         if capture.redirects:
             message += f", redirected to {capture.final_url}"
-        if alert_ids:
-            message += ", " + ", ".join(f"{a['kind']} {a['grp']}" for a in alerts)
-        return CheckOutcome(watch, "capture", changed, tuple(alert_ids), message, check_id)
+        if alerts:
+            message += ", " + ", ".join(f"{kind} {grp}" for _, kind, grp in alerts)
+        return CheckOutcome(
+            watch, "capture", changed, tuple(i for i, _, _ in alerts), message, check_id
+        )
+
+    async def compare_pending(
+        self, watch: Watch, watch_id: int, known: dict[int, Analysis] | None = None
+    ) -> list[tuple[int, str, str]]:
+        """Compare every stored, uncompared capture of a watch with the capture before it.
+
+        Returns (alert id, kind, group) of the alerts raised.
+        """
+        raised = []
+        for current in self.store.pending(watch_id):
+            before = self.store.capture_before(current)
+            rows = []
+            if before is not None:
+                rows = await self._alerts(watch, before, current, (known or {}).get(current.id))
+            ids = self.store.finish_compare(current.id, rows)
+            raised += [(i, r["kind"], r["grp"]) for i, r in zip(ids, rows, strict=False)]
+        return raised
 
     async def _alerts(
-        self,
-        watch: Watch,
-        watch_id: int,
-        previous: CheckRow,
-        capture: Capture,
-        analysis: Analysis,
-        chash: str,
+        self, watch: Watch, before: CheckRow, after: CheckRow, after_known: Analysis | None
     ) -> list[dict[str, Any]]:
-        before: Analysis | None = None
-        if previous.config_hash == chash:
-            before_counts = previous.counts
-        else:  # the phrases or selector changed since: count the old capture the new way
-            before = await self._previous_analysis(previous, watch)
-            before_counts = {g: c.count for g, c in before.counts.items()}
-        page_gone = capture.status in GONE_STATUSES or (
-            bool(capture.redirects) and capture.final_url != previous.final_url
+        before_counts, before_text = await self._counts_now(before, watch)
+        after_counts, after_text = await self._counts_now(after, watch)
+        if after_known is not None:
+            after_text = after_known.text
+        page_gone = after.status in GONE_STATUSES or (
+            after.redirected and after.final_url != before.final_url
         )
         findings = detect.compare(
             before_counts,
-            {g: c.count for g, c in analysis.counts.items()},
+            after_counts,
             page_gone=page_gone,
-            open_removals=self.store.open_removals(watch_id),
+            open_removals=self.store.open_removals(after.watch_id),
         )
         if not findings:
             return []
-        if before is None:
-            before = await self._previous_analysis(previous, watch)
-        matcher = _matcher(watch.groups)
+        if before_text is None:
+            before_text = await self._text(before, watch)
+        if after_text is None:
+            after_text = await self._text(after, watch)
+        found: list[Context | None] = [None] * len(findings)
+        if before_text is not None and after_text is not None:
+            found = await self._run(contexts, before_text, after_text, watch.groups, findings)
         rows = []
-        for finding in findings:
-            context = _context(matcher, finding, before.text, analysis.text)
+        for finding, context in zip(findings, found, strict=True):
             alias = context.alias if context else ""
             if not alias:
                 alias = detect.alias_that_went(
-                    dict(before.counts[finding.group].aliases),
-                    dict(analysis.counts[finding.group].aliases),
+                    before.alias_counts.get(finding.group, {}),
+                    after.alias_counts.get(finding.group, {}),
                 )
             parts = (
                 {"segments": context.segments, "approximate": context.approximate}
@@ -274,7 +312,7 @@ class Checker:
             )
             rows.append(
                 {
-                    "watch_id": watch_id,
+                    "watch_id": after.watch_id,
                     "list": watch.list,
                     "url": watch.url,
                     "grp": finding.group,
@@ -282,13 +320,14 @@ class Checker:
                     "kind": finding.kind,
                     "count_before": finding.count_before,
                     "count_after": finding.count_after,
-                    "last_seen_at": iso(previous.checked_at),
-                    "first_missing_at": iso(capture.captured_at),
-                    "check_before": previous.id,
-                    "snapshot_before": previous.sha256,
-                    "snapshot_after": capture.sha256,
-                    "final_url": capture.final_url,
-                    "context": context.render() if context else "",
+                    "last_seen_at": iso(before.checked_at),
+                    "first_missing_at": iso(after.checked_at),
+                    "check_before": before.id,
+                    "check_after": after.id,
+                    "snapshot_before": before.sha256,
+                    "snapshot_after": after.sha256,
+                    "final_url": after.final_url,
+                    "context": context.render() if context else "(passage unavailable)",
                     "context_parts": json.dumps(parts, ensure_ascii=False),
                     "status": "new",
                     "created_at": iso(self.now()),
@@ -296,12 +335,62 @@ class Checker:
             )
         return rows
 
-    async def _previous_analysis(self, previous: CheckRow, watch: Watch) -> Analysis:
-        if previous.status in GONE_STATUSES or previous.sha256 is None:
+    async def _counts_now(self, row: CheckRow, watch: Watch) -> tuple[dict[str, int], str | None]:
+        """A capture's counts as the watch counts now, and its text if it had to be re-read.
+
+        Counts stored under the same phrases and selector are used as they are. Otherwise the
+        capture is counted again the new way; if it cannot be (say the new selector finds nothing
+        in the old page), the stored counts of groups whose aliases did not change stand in.
+        """
+        if row.config_hash == config_hash(watch):
+            return _in_watch_order(row.counts, watch), None
+        analysis = await self._analysis(row, watch)
+        if analysis is not None and analysis.usable:
+            return {g: c.count for g, c in analysis.counts.items()}, analysis.text
+        fingerprints = group_fingerprints(watch)
+        same = {
+            g: n for g, n in row.counts.items() if row.fingerprints.get(g) == fingerprints.get(g)
+        }
+        return _in_watch_order(same, watch), None
+
+    async def _text(self, row: CheckRow, watch: Watch) -> str | None:
+        analysis = await self._analysis(row, watch)
+        return analysis.text if analysis is not None and analysis.usable else None
+
+    async def _analysis(self, row: CheckRow, watch: Watch) -> Analysis | None:
+        """A stored capture analysed the watch's current way; None if its blob is unreadable."""
+        if row.status in GONE_STATUSES or row.sha256 is None:
             return _gone_analysis(watch.groups)
-        body = self.store.blobs.get(previous.sha256)
-        content = _undo_encoding(body, self.store, previous.id)
-        return await self._analyse(content, previous.content_type, watch)
+        try:
+            body = self.store.blobs.get(row.sha256)
+            encoding = row.header("content-encoding") or ""
+            decoded = decode_content(body, encoding, self.policy.max_decoded)
+        except (StoreError, ValueError) as exc:
+            log.error("%s: capture #%d cannot be re-read: %s", watch.url, row.id, exc)
+            return None
+        content = body if decoded is None else decoded
+        return await self._analyse(content, row.content_type, watch)
+
+    async def _analyse(self, content: bytes, content_type: str | None, watch: Watch) -> Analysis:
+        analysis: Analysis = await self._run(
+            analyse, content, content_type, watch.selector, watch.groups
+        )
+        return analysis
+
+    async def _run(self, job: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU-heavy pure work off the event loop: in the process pool if there is one."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, functools.partial(job, *args))
+        except BrokenProcessPool:
+            log.warning("the extraction pool broke; extracting in this process from now on")
+            self.executor = None
+            return await loop.run_in_executor(None, functools.partial(job, *args))
+
+
+def _in_watch_order(counts: dict[str, int], watch: Watch) -> dict[str, int]:
+    """Counts in the order of the watch's groups, so alerts come in the watchlist's order."""
+    return {g.name: counts[g.name] for g in watch.groups if g.name in counts}
 
 
 def _same_input(previous: CheckRow, capture: Capture, content_type: str | None, chash: str) -> bool:
@@ -318,34 +407,6 @@ def _stored_counts(previous: CheckRow) -> dict[str, GroupCount]:
         grp: GroupCount(grp, count, tuple(previous.alias_counts.get(grp, {}).items()))
         for grp, count in previous.counts.items()
     }
-
-
-def _context(
-    matcher: match.Matcher, finding: detect.Finding, before: str, after: str
-) -> Context | None:
-    spans_before = match.spans(matcher, finding.group, before)
-    spans_after = match.spans(matcher, finding.group, after)
-    if finding.kind != "restored":
-        return diff.removal_context(before, after, spans_before, spans_after)
-    # a restore is a removal seen backwards: what the later text has that the earlier lacked
-    found = diff.removal_context(after, before, spans_after, spans_before)
-    if found is None:
-        return None
-    flipped = {"-": "+", "+": "-", "=": "="}
-    return Context(
-        found.alias,
-        tuple((flipped[op], text) for op, text in found.segments),
-        found.approximate,
-    )
-
-
-def _undo_encoding(body: bytes, store: Store, check_id: int) -> bytes:
-    """A stored raw body with its content-encoding undone, as extraction needs it."""
-    row = store.db.execute("SELECT headers FROM checks WHERE id = ?", [check_id]).fetchone()
-    headers: list[list[str]] = json.loads(row[0]) if row else []
-    encoding = ", ".join(v for k, v in headers if k.lower() == "content-encoding")
-    decoded = decode_content(body, encoding, FetchPolicy().max_decoded)
-    return body if decoded is None else decoded
 
 
 def _capture_row(
@@ -395,8 +456,9 @@ def _redirects_json(redirects: Sequence[Any]) -> str:
 def make_executor(watch_count: int) -> Executor | None:
     """A process pool for passes big enough to pay for one; None means a thread of this process.
 
-    Workers are spawned (no fork of a process with an event loop and threads) and exit on their
-    own when this process dies, even by SIGKILL, so a killed pass leaves no orphans behind.
+    Workers are spawned (no fork of a process with an event loop and threads), ignore Ctrl-C
+    (the parent decides when work stops) and exit on their own when the parent dies, even by
+    SIGKILL, so a killed pass leaves no orphans behind.
     """
     workers = min(os.cpu_count() or 1, 4)
     if watch_count < POOL_THRESHOLD or workers < 2:
@@ -410,6 +472,8 @@ def make_executor(watch_count: int) -> Executor | None:
 
 
 def _worker_init(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     def watch_parent() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import sys
 import tempfile
 from pathlib import Path
@@ -16,8 +17,10 @@ from . import alerts as alerts_api
 from . import workspace
 from .check import CheckOutcome
 from .errors import NotFound, PagewatchError, UsageError, WatchlistError
-from .store import Store, utcnow
+from .store import DB_NAME, Store, utcnow
 from .watchlist import add_watch
+
+ALERT_ID = click.IntRange(1, 2**63 - 1)
 
 
 class _Failed(click.ClickException):
@@ -40,6 +43,8 @@ class PagewatchGroup(click.Group):
             raise _Failed(str(exc)) from exc
         except PagewatchError as exc:
             raise _Failed(str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise _Failed(f"{_root(ctx) / DB_NAME}: database error: {exc}") from exc
 
 
 def _root(ctx: click.Context) -> Path:
@@ -110,8 +115,20 @@ def add(
 @cli.command()
 @click.argument("urls", nargs=-1)
 @click.option("--list", "lists", multiple=True, help="Only this watchlist (repeatable).")
-@click.option("--concurrency", default=16, show_default=True, help="Fetches in flight at once.")
-@click.option("--per-host", default=6, show_default=True, help="Fetches in flight per host.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    default=16,
+    show_default=True,
+    help="Fetches in flight at once.",
+)
+@click.option(
+    "--per-host",
+    type=click.IntRange(1, 1000),
+    default=6,
+    show_default=True,
+    help="Fetches in flight per host.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -154,7 +171,11 @@ def check(
 
 @cli.command()
 @click.option(
-    "--reload-every", default=5.0, show_default=True, help="Seconds between watchlist re-reads."
+    "--reload-every",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds between watchlist re-reads.",
 )
 @click.pass_context
 def run(ctx: click.Context, reload_every: float) -> None:
@@ -205,7 +226,7 @@ def alerts_cmd(ctx: click.Context, as_json: bool, status: str, list_name: str | 
 
 
 @cli.command()
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ALERT_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print the alert as JSON.")
 @click.pass_context
 def show(ctx: click.Context, alert_id: int, as_json: bool) -> None:
@@ -222,13 +243,14 @@ def show(ctx: click.Context, alert_id: int, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("alert_ids", type=int, nargs=-1, required=True)
+@click.argument("alert_ids", type=ALERT_ID, nargs=-1, required=True)
 @click.option("--note", default="", help="A note kept with the acknowledgement.")
 @click.pass_context
 def ack(ctx: click.Context, alert_ids: tuple[int, ...], note: str) -> None:
     """Acknowledge alerts."""
     store = _store(ctx)
     try:
+        alert_ids = tuple(dict.fromkeys(alert_ids))
         fresh = alerts_api.ack(store, alert_ids, utcnow(), note)
     finally:
         store.close()

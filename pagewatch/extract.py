@@ -10,6 +10,7 @@ vanish, and the result is NFKC-normalised with whitespace collapsed within each 
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 import unicodedata
 from functools import lru_cache
@@ -19,6 +20,10 @@ from lxml import etree
 from lxml.cssselect import CSSSelector
 
 from pagewatch.models import Extracted
+
+#: Bump when a change to these rules can change the text of an unchanged page: stored counts made
+#: under another version are then recounted before they are compared, never trusted as they are.
+RULES_VERSION = 1
 
 __all__ = ["check_selector", "visible_text"]
 
@@ -88,6 +93,16 @@ _HTML_START = re.compile(r"[\s\ufeff]*<[a-zA-Z!?]")
 _HTML_SKELETON = re.compile(r"<(?:!doctype\s+html|html|head|body|meta|title)[\s>/]", re.IGNORECASE)
 _BINARY_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 
+_HTML_END = re.compile(rb"</(?:html|HTML|Html)")
+_HTML_TRAILER = re.compile(rb"</html\s*>(?:\s+|<!--.*?-->)*", re.IGNORECASE | re.DOTALL)
+_END_TAGS = re.compile(rb"</(?:body|html)\b[^>]*>", re.IGNORECASE)
+
+_PRIVATE_USE = (range(0xE000, 0xF900), range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE))
+_E000_REFERENCE = re.compile(r"&#(?:[xX]0*[eE]000|0*57344)\b")
+_CHARACTER_REFERENCE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]{1,6})|0*([0-9]{1,7}))")
+_NOT_XML = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20)])
+_FORM_FEED_IS_SPACE = bytes.maketrans(b"\x0c", b" ")
+
 _SKIPPED = ("script", "style", "noscript", "template")
 _PREFORMATTED = ("pre", "textarea", "listing", "xmp", "plaintext")
 _BLOCKS = (
@@ -144,6 +159,8 @@ def visible_text(
         if compiled is not None:
             return Extracted("", encoding, scope_found=False, note="selector on a non-HTML page")
         mark = _unused_character(text)
+        if mark is None:
+            return Extracted("", encoding, readable=False, note="not readable: private-use flood")
         return Extracted(_normalise(_NEWLINES.sub(mark, text), mark), encoding)
     return Extracted("", encoding, readable=False, note=f"not text: {mime or 'binary data'}")
 
@@ -220,21 +237,32 @@ def _looks_like_html(text: str) -> bool:
     return bool(_HTML_START.match(text) or _HTML_SKELETON.search(text, 0, 1024))
 
 
-def _unused_character(text: str) -> str:
-    """A private-use character that ``text`` does not contain, to mark line breaks with."""
-    return next(c for c in map(chr, range(0xE000, 0xF900)) if c not in text)
+def _unused_character(text: str) -> str | None:
+    """A private-use character that ``text`` holds neither as such nor as a character reference."""
+    if "\ue000" not in text and not _E000_REFERENCE.search(text):
+        return "\ue000"
+    used = set(text)
+    for hexadecimal, decimal in _CHARACTER_REFERENCE.findall(text):
+        code = int(hexadecimal, 16) if hexadecimal else int(decimal)
+        if code <= 0x10FFFF:
+            used.add(chr(code))
+    free = (chr(c) for c in itertools.chain.from_iterable(_PRIVATE_USE) if chr(c) not in used)
+    return next(free, None)  # None takes some 137,000 distinct private-use characters
 
 
 def _html_text(text: str, encoding: str, selector: CSSSelector | None, huge: bool) -> Extracted:
     # Line breaks made by markup are marked with a character the page does not contain, so that
     # newlines in the source collapse like any whitespace while structural breaks survive.
     mark = _unused_character(text)
-    root, note = _parse(text.replace("\x00", ""), huge)
+    if mark is None:
+        return Extracted("", encoding, readable=False, note="not readable: private-use flood")
+    root, note = _parse(_parser_input(text), huge)
     if root is None:
         if note:
             return Extracted("", encoding, readable=False, note=note)
         return Extracted("", encoding, scope_found=selector is None, note="empty document")
 
+    _reopen_body(root)
     etree.strip_elements(
         root, etree.Comment, etree.ProcessingInstruction, *_SKIPPED, with_tail=False
     )
@@ -281,9 +309,43 @@ def _html_text(text: str, encoding: str, selector: CSSSelector | None, huge: boo
     return Extracted(_normalise(mark.join(parts), mark), encoding, note=note)
 
 
-def _parse(text: str, huge: bool) -> tuple[etree._Element | None, str]:
+def _parser_input(text: str) -> bytes:
+    """``text`` in UTF-8 as lxml should parse it.
+
+    Characters XML cannot hold would make lxml refuse the text later: a form feed is a space, the
+    others vanish (UTF-8 never uses these bytes inside a multi-byte character). And libxml2 drops
+    what follows ``</html>``, which a browser reads into the body: when something does, the
+    ``</html>`` and ``</body>`` end tags go.
+    """
+    data = text.encode("utf-8", errors="replace").translate(_FORM_FEED_IS_SPACE, _NOT_XML)
+    for noncharacter in (b"\xef\xbf\xbe", b"\xef\xbf\xbf"):  # U+FFFE and U+FFFF
+        if noncharacter in data:
+            data = data.replace(noncharacter, b"")
+    found = _HTML_END.search(data)
+    if found and not _HTML_TRAILER.fullmatch(data, found.start()):
+        data = _END_TAGS.sub(b"", data)
+    return data
+
+
+def _reopen_body(root: etree._Element) -> None:
+    """Move what libxml2 left after ``</body>`` into the body, where a browser puts it."""
+    body = root.find("body")
+    if body is None or (body.tail is None and body.getnext() is None):
+        return
+    if body.tail:
+        last = body[-1] if len(body) else None
+        if last is None:
+            body.text = (body.text or "") + body.tail
+        else:
+            last.tail = (last.tail or "") + body.tail
+    body.tail = None
+    for sibling in list(body.itersiblings()):
+        if sibling.tag != "head":
+            body.append(sibling)
+
+
+def _parse(data: bytes, huge: bool) -> tuple[etree._Element | None, str]:
     """Parse HTML; a document cut short by lxml's depth limit is retried once without limits."""
-    data = text.encode("utf-8", errors="replace")
     for lifted in (True,) if huge else (False, True):
         parser = etree.HTMLParser(
             encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=lifted
@@ -308,10 +370,15 @@ def _normalise(text: str, newline: str) -> str:
 
     Lines are separated by ``newline``; all other whitespace, "\\n" included, collapses.
     """
-    text = " ".join(text.split())  # first: it makes the text much shorter
+    text = text.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\xa0", " ")
     lines = text.split(newline)
-    # Invisible and control characters are all unprintable: a quick test before a slow scan.
-    if not all(map(str.isprintable, lines)) or not unicodedata.is_normalized("NFKC", text):
+    # Invisible characters, controls and whitespace other than the space are all unprintable:
+    # a quick test spares the usual page the slow scans.
+    if not all(map(str.isprintable, lines)):
+        text = " ".join(text.split())  # shorter first: NFKC is slow
         text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
-        lines = " ".join(text.split()).split(newline)  # NFKC makes spaces, of a no-break space
+        lines = [" ".join(line.split()) for line in text.split(newline)]
+    elif not unicodedata.is_normalized("NFKC", text):
+        lines = unicodedata.normalize("NFKC", text).split(newline)  # may make spaces: "¨"
+    lines = [" ".join(line.split()) if "  " in line else line for line in lines]
     return "\n".join(filter(None, map(str.strip, lines)))

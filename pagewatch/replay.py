@@ -4,6 +4,7 @@ page history: `pagewatch demo` uses it, and so do the tests. Not for the open in
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ class Page:
     headers: Mapping[str, str] = field(
         default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"}
     )
+    delay: float = 0.0  # seconds to wait before answering
 
     @classmethod
     def html(cls, text: str, status: int = 200, charset: str = "utf-8") -> Page:
@@ -48,6 +50,8 @@ class ReplayServer:
                 with server._lock:
                     page = server.pages.get(self.path, NOT_FOUND)
                     server.requests.append(self.path)
+                if page.delay:
+                    time.sleep(page.delay)
                 self.send_response(page.status)
                 for name, value in page.headers.items():
                     self.send_header(name, value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import random
@@ -91,11 +92,14 @@ class Runner:
         self.stopping.set()
 
     async def run(self) -> None:
-        with run_lock(self.root):
-            await self._run()
+        store = Store(self.root)  # first: a folder that is no workspace says so, lock or not
+        try:
+            with run_lock(self.root):
+                await self._run(store)
+        finally:
+            store.close()
 
-    async def _run(self) -> None:
-        store = Store(self.root)
+    async def _run(self, store: Store) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stop)
@@ -116,15 +120,16 @@ class Runner:
                     if not self.stopping.is_set():
                         self._reload(scheduler, store)
                 log.info("stopping: waiting for %d check(s) in flight", len(self._inflight))
-                scheduler.shutdown(wait=False)
-                if self._inflight:
+                scheduler.pause()  # no new checks; those in flight finish and are stored
+                while self._inflight:
                     await asyncio.gather(*self._inflight, return_exceptions=True)
+                await asyncio.sleep(0)  # let the job wrappers see their checks finish
+                scheduler.shutdown(wait=False)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             if executor is not None:
                 executor.shutdown(wait=True, cancel_futures=True)
-            store.close()
         log.info("stopped")
 
     def _watchlist_signature(self) -> tuple[tuple[str, int, int], ...]:
@@ -191,14 +196,14 @@ class Runner:
             self.checker.check(watch)
         )
         self._inflight.add(task)
-        task.add_done_callback(self._finished)
+        task.add_done_callback(functools.partial(self._finished, watch))
         # shielded: stopping the scheduler cancels this wrapper, never the check itself
         await asyncio.shield(task)
 
-    def _finished(self, task: asyncio.Task[object]) -> None:
+    def _finished(self, watch: Watch, task: asyncio.Task[object]) -> None:
         self._inflight.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("check failed unexpectedly: %s", task.exception())
+            log.error("check of %s failed: %s", watch.url, task.exception())
 
 
 def _job_id(watch: Watch) -> str:

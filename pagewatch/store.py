@@ -9,6 +9,7 @@ at worst an orphan blob that no row names, never a row without its blob.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import json
@@ -24,6 +25,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
+from .detect import REMOVAL_KINDS
 from .errors import NotFound, StoreError, WorkspaceError
 from .models import Watch
 
@@ -107,6 +109,23 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m002_compare_after_store(db: sqlite_utils.Database) -> None:
+    """Captures are stored first and compared after: `compared` says whether that happened.
+
+    Each count also keeps the fingerprint of its group's aliases, so a capture can still be
+    compared group by group after the watchlist changed in other ways.
+    """
+    db.executescript(
+        """
+        ALTER TABLE checks ADD COLUMN compared INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE counts ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
+        CREATE INDEX checks_pending ON checks (watch_id, compared) WHERE compared = 0;
+        CREATE INDEX checks_time ON checks (watch_id, checked_at, id);
+        """
+    )
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -133,8 +152,15 @@ class CheckRow:
     sha256: str | None
     content_type: str | None
     config_hash: str
+    redirected: bool
     counts: dict[str, int]
     alias_counts: dict[str, dict[str, int]]
+    fingerprints: dict[str, str]
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
 
 
 class Blobs:
@@ -151,9 +177,16 @@ class Blobs:
         target = self.path(sha256)
         if target.exists():
             return target.stat().st_size
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = gzip.compress(body, compresslevel=6, mtime=0)
-        fd, tmp = tempfile.mkstemp(prefix=f".{sha256[:12]}.", suffix=".tmp", dir=target.parent)
+        try:
+            return self._write(target, gzip.compress(body, compresslevel=6, mtime=0))
+        except OSError as exc:
+            raise workspace_error(exc, target) from exc
+
+    def _write(self, target: Path, data: bytes) -> int:
+        if not target.parent.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self.root)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:12]}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -176,6 +209,15 @@ class Blobs:
         if hashlib.sha256(body).hexdigest() != sha256:
             raise StoreError(f"snapshot {sha256[:12]} does not match its SHA-256")
         return body
+
+
+def workspace_error(exc: OSError, path: Path) -> WorkspaceError:
+    """A one-line error for a workspace we cannot write: full, read-only, or forbidden."""
+    if exc.errno == errno.ENOSPC:
+        return WorkspaceError(f"the disk is full: cannot write {path}")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return WorkspaceError(f"the workspace is read-only: cannot write {path}")
+    return WorkspaceError(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -209,9 +251,8 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             self.db = sqlite_utils.Database(conn)
             if migrations.pending(self.db):
-                with self.write():
-                    pass  # take the write lock so two processes never migrate at once
-                migrations.apply(self.db)
+                with self.write():  # under the write lock: two processes never migrate at once
+                    migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"{db_path}: cannot open database: {exc}") from exc
         except OSError as exc:
@@ -230,14 +271,15 @@ class Store:
             raise _store_error(exc) from exc
         try:
             yield self.db
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        try:
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise _store_error(exc) from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     # -- watches -------------------------------------------------------------------------
 
@@ -250,18 +292,14 @@ class Store:
         if row and tuple(row[1:]) == (watch.every, watch.selector, config_hash):
             return int(row[0])
         with self.write() as db:
-            if row:
-                db.execute(
-                    "UPDATE watches SET every = ?, selector = ?, config_hash = ? WHERE id = ?",
-                    [watch.every, watch.selector, config_hash, row[0]],
-                )
-                return int(row[0])
-            cursor = db.execute(
+            found = db.execute(
                 "INSERT INTO watches (list, url, every, selector, config_hash, first_seen_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (list, url) DO UPDATE SET"
+                " every = excluded.every, selector = excluded.selector,"
+                " config_hash = excluded.config_hash RETURNING id",
                 [watch.list, watch.url, watch.every, watch.selector, config_hash, iso(now)],
-            )
-            return int(cursor.lastrowid or 0)
+            ).fetchone()
+        return int(found[0])
 
     def watch_id(self, url: str, list_name: str | None = None) -> list[int]:
         sql, args = "SELECT id FROM watches WHERE url = ?", [url]
@@ -279,36 +317,71 @@ class Store:
 
     # -- checks --------------------------------------------------------------------------
 
+    _CHECK_COLUMNS = (
+        "id, watch_id, checked_at, outcome, status, final_url, sha256, content_type,"
+        " config_hash, redirects, headers"
+    )
+
     def last_capture(self, watch_id: int) -> CheckRow | None:
-        """The most recent check of a watch whose counts can be compared."""
-        row = self.db.execute(
-            "SELECT id, watch_id, checked_at, outcome, status, final_url, sha256, content_type,"
-            " config_hash FROM checks WHERE watch_id = ? AND outcome = 'capture'"
-            " ORDER BY id DESC LIMIT 1",
+        """The latest capture of a watch (by capture time) whose counts can be compared."""
+        rows = self._captures(
+            "watch_id = ? AND outcome = 'capture' ORDER BY checked_at DESC, id DESC LIMIT 1",
             [watch_id],
-        ).fetchone()
-        if row is None:
-            return None
-        counts: dict[str, int] = {}
-        alias_counts: dict[str, dict[str, int]] = {}
-        for grp, count, aliases in self.db.execute(
-            "SELECT grp, count, aliases FROM counts WHERE check_id = ?", [row[0]]
-        ):
-            counts[grp] = count
-            alias_counts[grp] = json.loads(aliases)
-        return CheckRow(
-            id=row[0],
-            watch_id=row[1],
-            checked_at=parse_iso(row[2]),
-            outcome=row[3],
-            status=row[4],
-            final_url=row[5],
-            sha256=row[6],
-            content_type=row[7],
-            config_hash=row[8],
-            counts=counts,
-            alias_counts=alias_counts,
         )
+        return rows[0] if rows else None
+
+    def capture_before(self, row: CheckRow) -> CheckRow | None:
+        """The capture of the same watch just before ``row`` in capture time."""
+        rows = self._captures(
+            "watch_id = ? AND outcome = 'capture'"
+            " AND (checked_at < ? OR (checked_at = ? AND id < ?))"
+            " ORDER BY checked_at DESC, id DESC LIMIT 1",
+            [row.watch_id, iso(row.checked_at), iso(row.checked_at), row.id],
+        )
+        return rows[0] if rows else None
+
+    def pending(self, watch_id: int) -> list[CheckRow]:
+        """Captures stored but not yet compared (normally the one just stored; after a crash,
+        the ones the crash interrupted), oldest first."""
+        return self._captures(
+            "watch_id = ? AND outcome = 'capture' AND compared = 0 ORDER BY checked_at, id",
+            [watch_id],
+        )
+
+    def _captures(self, where: str, args: list[Any]) -> list[CheckRow]:
+        found = self.db.execute(
+            f"SELECT {self._CHECK_COLUMNS} FROM checks WHERE {where}", args
+        ).fetchall()
+        rows = []
+        for row in found:
+            counts: dict[str, int] = {}
+            alias_counts: dict[str, dict[str, int]] = {}
+            fingerprints: dict[str, str] = {}
+            for grp, count, aliases, fingerprint in self.db.execute(
+                "SELECT grp, count, aliases, fingerprint FROM counts WHERE check_id = ?", [row[0]]
+            ):
+                counts[grp] = count
+                alias_counts[grp] = json.loads(aliases)
+                fingerprints[grp] = fingerprint
+            rows.append(
+                CheckRow(
+                    id=row[0],
+                    watch_id=row[1],
+                    checked_at=parse_iso(row[2]),
+                    outcome=row[3],
+                    status=row[4],
+                    final_url=row[5],
+                    sha256=row[6],
+                    content_type=row[7],
+                    config_hash=row[8],
+                    redirected=row[9] not in ("", "[]"),
+                    counts=counts,
+                    alias_counts=alias_counts,
+                    fingerprints=fingerprints,
+                    headers=tuple((k, v) for k, v in json.loads(row[10])),
+                )
+            )
+        return rows
 
     def open_removals(self, watch_id: int) -> set[str]:
         """Groups whose latest alert on this watch is a removal not yet followed by a restore."""
@@ -317,44 +390,52 @@ class Store:
             " SELECT MAX(id) FROM alerts b WHERE b.watch_id = a.watch_id AND b.grp = a.grp)",
             [watch_id],
         ).fetchall()
-        return {grp for grp, kind in rows if kind in ("removed", "page_removed")}
+        return {grp for grp, kind in rows if kind in REMOVAL_KINDS}
 
-    def record_check(
+    def add_check(
         self,
         check: dict[str, Any],
         *,
         blob: tuple[bytes, str] | None = None,
         counts: Sequence[dict[str, Any]] = (),
-        alerts: Sequence[dict[str, Any]] = (),
-        compared_with: int | None = None,
-        compared: bool = False,
-    ) -> tuple[int, list[int]]:
-        """Store one check with its blob, counts and alerts; return its id and the alert ids.
+    ) -> tuple[int, str]:
+        """Store one check with its blob and counts, before anything is compared.
 
-        With ``compared``, ``compared_with`` is the capture (or None: no capture) that detection
-        compared against; if another process stored a newer capture of the watch meanwhile,
-        StaleComparison is raised and nothing is written, so the caller can compare again.
+        Returns the check's id and its outcome. A capture older than one already stored for
+        the watch (a slow fetch overtaken by another process's) is kept as evidence but marked
+        ``superseded``: captures are compared in capture-time order, never out of it.
         """
         stored_size = self.blobs.put(*blob) if blob else 0
         with self.write() as db:
-            if compared:
-                latest = db.execute(
-                    "SELECT MAX(id) FROM checks WHERE watch_id = ? AND outcome = 'capture'",
-                    [check["watch_id"]],
-                ).fetchone()[0]
-                if latest != compared_with:
-                    raise StaleComparison(check["watch_id"])
+            outcome = check["outcome"]
+            if outcome == "capture":
+                newer = db.execute(
+                    "SELECT 1 FROM checks WHERE watch_id = ? AND outcome = 'capture'"
+                    " AND checked_at > ? LIMIT 1",
+                    [check["watch_id"], check["checked_at"]],
+                ).fetchone()
+                outcome = "superseded" if newer else "capture"
             if blob:
                 db.execute(
                     "INSERT OR IGNORE INTO snapshots (sha256, size, stored_size, stored_at)"
                     " VALUES (?, ?, ?, ?)",
                     [blob[1], len(blob[0]), stored_size, check["checked_at"]],
                 )
-            check_id = _insert(db, "checks", check)
-            for row in counts:
-                _insert(db, "counts", {**row, "check_id": check_id})
-            alert_ids = [_insert(db, "alerts", {**row, "check_after": check_id}) for row in alerts]
-        return check_id, alert_ids
+            row = {**check, "outcome": outcome, "compared": int(outcome != "capture")}
+            check_id = _insert(db, "checks", row)
+            for count in counts:
+                _insert(db, "counts", {**count, "check_id": check_id})
+        return check_id, outcome
+
+    def finish_compare(self, check_id: int, alerts: Sequence[dict[str, Any]]) -> list[int]:
+        """Store a capture's alerts and mark it compared, once: a second call adds nothing."""
+        with self.write() as db:
+            done = db.execute("SELECT compared FROM checks WHERE id = ?", [check_id]).fetchone()
+            if done is None or done[0]:
+                return []
+            ids = [_insert(db, "alerts", row) for row in alerts]
+            db.execute("UPDATE checks SET compared = 1 WHERE id = ?", [check_id])
+        return ids
 
     def checks(self, watch_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Every check of the given watches, oldest first, with its counts."""
@@ -424,19 +505,13 @@ class Store:
         return fresh
 
 
-class StaleComparison(StoreError):
-    """A newer capture of the watch was stored while this one was being compared."""
-
-    def __init__(self, watch_id: int):
-        super().__init__(f"watch {watch_id} was captured by another process meanwhile")
-
-
 def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
     """Insert one row; plain SQL, as sqlite-utils' insert() re-reads the schema on every call."""
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
     cursor = db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
-    return int(cursor.lastrowid or 0)
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
 
 
 def _store_error(exc: sqlite3.OperationalError) -> StoreError | WorkspaceError:

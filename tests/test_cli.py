@@ -214,3 +214,41 @@ def test_demo_shows_the_removal(tmp_path: Path) -> None:
         ("removed", "uyghur"),
         ("removed", "ethnicity"),
     ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--concurrency", "0"],
+        ["check", "--per-host", "-1"],
+        ["show", "99999999999999999999"],
+        ["ack", "abc"],
+        ["run", "--reload-every", "0"],
+    ],
+    ids=["concurrency-0", "per-host-negative", "id-overflow", "id-not-a-number", "reload-0"],
+)
+def test_bad_numbers_are_bad_usage(removal: tuple[Path, str], args: list[str]) -> None:
+    root, _ = removal
+    result = pw(root, *args)
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output and "Error: Invalid value" in result.stderr
+
+
+def test_corrupt_database_is_one_line(removal: tuple[Path, str]) -> None:
+    root, _ = removal
+    db = root / "pagewatch.db"
+    for wal in root.glob("pagewatch.db-*"):
+        wal.unlink()
+    data = bytearray(db.read_bytes())
+    data[4096:8192] = b"\xff" * 4096  # trash the second page
+    db.write_bytes(bytes(data))
+    result = pw(root, "alerts", "--json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {db}")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_run_outside_a_workspace_says_so(tmp_path: Path) -> None:
+    result = pw(tmp_path / "nowhere", "run")
+    assert result.exit_code == 1
+    assert "not a pagewatch workspace" in result.stderr

@@ -112,11 +112,20 @@ def test_run_checks_on_interval_reloads_and_stops_cleanly(
     [alert] = json.loads(result().stdout)
     assert (alert["url"], alert["kind"]) == (server.url("/a"), "removed")
 
+    # a slow page, so that checks are in flight when SIGTERM comes: they finish and are stored
+    server.set("/b", Page(b"<p>Uyghur alarm</p>", delay=1.5))
+    seen = len(server.requests)  # requests from here on get the slow page
+    wait_for(lambda: "/b" in server.requests[seen:])  # a check of /b now waits on its answer
+    before = len(checks(tmp_path))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "stopped" in err.splitlines()[-1]
-    assert "Traceback" not in err
+    assert "Traceback" not in err and "ERROR" not in err, err
+    assert "stopping: waiting for 0 check(s)" not in err  # one was in flight, as intended
+    after = checks(tmp_path)
+    assert len(after) > before
+    assert after[-1][1] == "capture"  # the in-flight check finished and was stored
     logged = [line for line in err.splitlines() if " capture http" in line]
     assert len(logged) == sum(1 for _, outcome, _ in checks(tmp_path) if outcome == "capture")
 

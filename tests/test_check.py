@@ -1,0 +1,202 @@
+"""One watch through the line, over real HTTP on 127.0.0.1: what is stored, when it is compared,
+and how trouble with one watch or capture is contained."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from pagewatch import check as check_module
+from pagewatch.check import Checker
+from pagewatch.cli import cli
+from pagewatch.fetch import make_client
+from pagewatch.models import PhraseGroup, Watch
+from pagewatch.replay import Page, ReplayServer
+from pagewatch.store import Blobs, Store
+
+UYGHUR = (PhraseGroup("uyghur", ("Uyghur", "Uighur")),)
+WITH = "<html><body><main><p>Glasses.</p><p>Is it Uyghur: boolean.</p></main></body></html>"
+WITHOUT = "<html><body><main><p>Glasses.</p></main></body></html>"
+
+
+def watch(url: str, selector: str | None = None, groups: tuple[PhraseGroup, ...] = UYGHUR) -> Watch:
+    return Watch(url=url, list="t", every=3600, groups=groups, selector=selector)
+
+
+def run(store: Store, clock: Any, *watches: Watch) -> list[Any]:
+    async def go() -> list[Any]:
+        async with make_client(check_module.FetchPolicy()) as client:
+            checker = Checker(store, client, clock)
+            return [await checker.check(w) for w in watches]
+
+    return asyncio.run(go())
+
+
+def alerts(store: Store) -> list[dict[str, Any]]:
+    return store.alerts(status="all")
+
+
+def test_unchanged_page_costs_a_row_not_a_blob_or_an_extraction(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    blobs = sorted(store.blobs.root.rglob("*.gz"))
+    calls: list[object] = []
+    real = check_module.analyse
+    monkeypatch.setattr(check_module, "analyse", lambda *a: calls.append(a) or real(*a))
+    clock.advance(hours=1)
+    [outcome] = run(store, clock, w)
+    assert (outcome.outcome, outcome.changed) == ("capture", False)
+    assert calls == []
+    assert sorted(store.blobs.root.rglob("*.gz")) == blobs
+    assert store.db.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 2
+
+
+def test_a_crash_between_store_and_compare_is_compared_next_time(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    seen_at = clock()
+
+    def crash(*_: object) -> list[int]:
+        raise KeyboardInterrupt  # stands for a kill after the capture's commit
+
+    server.set("/p", Page.html(WITHOUT))
+    clock.advance(hours=1)
+    missing_at = clock()
+    monkeypatch.setattr(Store, "finish_compare", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(store, clock, w)
+    monkeypatch.undo()
+    assert alerts(store) == []
+
+    clock.advance(hours=1)  # the next check compares the interrupted capture first
+    run(store, clock, w)
+    run(store, clock, w)
+    [alert] = alerts(store)
+    assert (alert["kind"], alert["count_before"], alert["count_after"]) == ("removed", 1, 0)
+    assert (alert["last_seen_at"], alert["first_missing_at"]) == (
+        seen_at.isoformat(timespec="microseconds"),
+        missing_at.isoformat(timespec="microseconds"),
+    )
+
+
+def test_a_capture_older_than_a_stored_one_is_kept_but_not_compared(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+    clock.advance(hours=2)
+    run(store, clock, w)  # taken at T+2h
+    server.set("/p", Page.html(WITHOUT))
+    clock.advance(hours=-1)
+    [late] = run(store, clock, w)  # taken at T+1h, stored after: a slow fetch overtaken
+    assert late.outcome == "superseded"
+    assert alerts(store) == []
+    clock.advance(hours=5)
+    run(store, clock, w)  # the timeline is T+2h (with) -> T+6h (without): one removal
+    [alert] = alerts(store)
+    assert alert["kind"] == "removed"
+
+
+def test_selector_fixed_after_a_redesign_still_raises_the_removal(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page.html(WITH))
+    run(store, clock, watch(server.url("/p"), selector="main"))
+    redesigned = "<html><body><article><p>Glasses.</p></article></body></html>"
+    server.set("/p", Page.html(redesigned))  # <main> gone and the row with it
+    clock.advance(hours=1)
+    [lost] = run(store, clock, watch(server.url("/p"), selector="main"))
+    assert lost.outcome == "unusable"
+    clock.advance(hours=1)  # the analyst fixes the selector; the old page has no <article>
+    run(store, clock, watch(server.url("/p"), selector="article"))
+    [alert] = alerts(store)
+    assert (alert["kind"], alert["count_before"], alert["count_after"]) == ("removed", 1, 0)
+
+
+def test_narrowed_group_is_recounted_not_alerted(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page.html("<p>Uighur alarm. Is it Uyghur.</p>"))
+    run(store, clock, watch(server.url("/p")))
+    clock.advance(hours=1)
+    narrow = (PhraseGroup("uyghur", ("Uyghur",)),)
+    run(store, clock, watch(server.url("/p"), groups=narrow))
+    assert alerts(store) == []
+
+
+def test_an_unreadable_old_snapshot_still_alerts_and_spares_the_pass(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/a", Page.html(WITH))
+    server.set("/b", Page.html(WITH + "<p>b</p>"))
+    a, b = watch(server.url("/a")), watch(server.url("/b"))
+    run(store, clock, a, b)
+    sha = store.last_capture(store.watch_id(a.url)[0]).sha256  # type: ignore[union-attr]
+    store.blobs.path(sha).write_bytes(b"not gzip")  # damaged evidence
+    server.set("/a", Page.html(WITHOUT))
+    server.set("/b", Page.html(WITHOUT + "<p>b</p>"))
+    clock.advance(hours=1)
+    outcomes = run(store, clock, a, b)
+    assert [o.outcome for o in outcomes] == ["capture", "capture"]
+    by_url = {x["url"]: x for x in alerts(store)}
+    assert by_url[a.url]["context"] == "(passage unavailable)"
+    assert by_url[a.url]["kind"] == by_url[b.url]["kind"] == "removed"
+    assert "Is it Uyghur" in by_url[b.url]["context"]
+
+
+def test_an_unexpected_error_in_one_watch_spares_the_others(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.set("/a", Page.html(WITH))
+    server.set("/b", Page.html(WITH))
+    real = check_module.analyse
+
+    def flaky(content: bytes, *rest: Any) -> Any:
+        if b"boom" in content:
+            raise RuntimeError("extractor bug")
+        return real(content, *rest)
+
+    monkeypatch.setattr(check_module, "analyse", flaky)
+    server.set("/a", Page.html(WITH + "<!-- boom -->"))
+    outcomes = run(store, clock, watch(server.url("/a")), watch(server.url("/b")))
+    assert [o.outcome for o in outcomes] == ["error", "capture"]
+    assert outcomes[0].message == "RuntimeError: extractor bug"
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the workspace is read-only")],
+    ids=["disk-full", "read-only"],
+)
+def test_an_unwritable_workspace_is_one_clear_line(
+    root: Path, server: ReplayServer, monkeypatch: pytest.MonkeyPatch, code: int, message: str
+) -> None:
+    server.set("/p", Page.html(WITH))
+    (root / "watchlists" / "w.toml").write_text(
+        f'[phrases]\nu = ["Uyghur"]\n[[watch]]\nurl = "{server.url("/p")}"\n', encoding="utf-8"
+    )
+
+    def refuse(self: Blobs, target: Path, data: bytes) -> int:
+        raise OSError(code, "refused")
+
+    monkeypatch.setattr(Blobs, "_write", refuse)
+    result = CliRunner().invoke(cli, ["--workspace", str(root), "check"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {message}: cannot write {root / 'snapshots'}")
+    assert len(result.stderr.splitlines()) == 1
+    opened = Store(root)  # nothing half-written: no check row points at the missing blob
+    try:
+        assert opened.db.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 0
+    finally:
+        opened.close()
