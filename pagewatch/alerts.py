@@ -59,6 +59,8 @@ def ack(store: Store, alert_ids: Sequence[int], now: datetime, note: str = "") -
 
 
 def window(alert: dict[str, Any]) -> str:
+    if alert["kind"] == "restored":
+        return f"still missing {alert['last_seen_at']}, back {alert['first_missing_at']}"
     return f"last seen {alert['last_seen_at']}, first missing {alert['first_missing_at']}"
 
 
@@ -69,6 +71,11 @@ def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
     """
     kind = alert["kind"]
     went = "came back" if kind == "restored" else "went"
+    before_label, after_label = (
+        ("still missing", "back at      ")
+        if kind == "restored"
+        else ("last seen at ", "first missing")
+    )
     lines = [
         f"Alert {alert['id']}: {kind} · group {alert['group']!r} · alias {alert['alias']!r} {went}",
         f"  url            {alert['url']}",
@@ -78,8 +85,8 @@ def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
     lines += [
         f"  list           {alert['list']}",
         f"  count          {alert['count_before']} -> {alert['count_after']}",
-        f"  last seen at   {alert['last_seen_at']}  snapshot {alert['snapshot_before']}",
-        f"  first missing  {alert['first_missing_at']}  snapshot {alert['snapshot_after']}",
+        f"  {before_label}  {alert['last_seen_at']}  snapshot {alert['snapshot_before']}",
+        f"  {after_label}  {alert['first_missing_at']}  snapshot {alert['snapshot_after']}",
         f"  captures       #{alert['capture_before']} -> #{alert['capture_after']}",
         f"  status         {alert['status']}"
         + (f" at {alert['acked_at']}" if alert["acked_at"] else "")
@@ -125,7 +132,7 @@ def history(store: Store, url: str, list_name: str | None = None) -> list[dict[s
     return out
 
 
-def history_line(entry: dict[str, Any]) -> str:
+def history_line(entry: dict[str, Any], with_list: bool = False) -> str:
     counts = " ".join(f"{g}={n}" for g, n in sorted(entry["counts"].items()))
     status = entry["status"] if entry["status"] is not None else "-"
     sha = (entry["sha256"] or "")[:12] or "-" * 12
@@ -133,4 +140,5 @@ def history_line(entry: dict[str, Any]) -> str:
     if entry["redirects"] and entry["outcome"] == "capture":
         detail += f"  (redirected to {entry['final_url']})"
     when, outcome = entry["checked_at"], entry["outcome"]
-    return f"#{entry['id']:<5} {when}  {outcome:<8} {status:<4} {sha}  {detail}"
+    where = f"[{entry['list']}] " if with_list else ""
+    return f"#{entry['id']:<5} {where}{when}  {outcome:<10} {status:<4} {sha}  {detail}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -18,7 +19,7 @@ from . import workspace
 from .check import CheckOutcome
 from .errors import NotFound, PagewatchError, UsageError, WatchlistError
 from .store import DB_NAME, Store, utcnow
-from .watchlist import add_watch
+from .watchlist import add_watch, format_interval, load_watchlist
 
 ALERT_ID = click.IntRange(1, 2**63 - 1)
 
@@ -37,7 +38,9 @@ class PagewatchGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (WatchlistError, UsageError) as exc:
+        except WatchlistError as exc:
+            raise _BadInput(_watchlist_message(exc)) from exc
+        except UsageError as exc:
             raise _BadInput(str(exc)) from exc
         except NotFound as exc:
             raise _Failed(str(exc)) from exc
@@ -47,13 +50,23 @@ class PagewatchGroup(click.Group):
             raise _Failed(f"{_root(ctx) / DB_NAME}: database error: {exc}") from exc
 
 
+def _watchlist_message(exc: WatchlistError) -> str:
+    """The error with its file shown relative to the current folder where it is under it."""
+    if exc.path is None:
+        return str(exc)
+    path = exc.path
+    with contextlib.suppress(ValueError):
+        path = path.relative_to(Path.cwd())  # watchlists/x.toml:7 reads better than /home/...
+    return f"{path}:{exc.line}: {exc.message}" if exc.line else f"{path}: {exc.message}"
+
+
 def _root(ctx: click.Context) -> Path:
     root: Path = ctx.obj["root"]
     return root
 
 
-def _store(ctx: click.Context) -> Store:
-    return workspace.open_store(_root(ctx))
+def _store(ctx: click.Context, readonly: bool = False) -> Store:
+    return workspace.open_store(_root(ctx), readonly=readonly)
 
 
 def _json(value: Any) -> None:
@@ -108,8 +121,12 @@ def add(
     """Add a watch for URL to watchlists/NAME.toml, keeping the file's comments and layout."""
     folder = _root(ctx) / "watchlists"
     folder.mkdir(parents=True, exist_ok=True)
+    list_name = list_name.removesuffix(".toml")
     path = add_watch(folder, list_name, url, phrases, every=every, selector=selector)
-    click.echo(f"Watching {url} in {path}")
+    [watch] = [w for w in load_watchlist(path) if w.url == url]
+    click.echo(f"Watching {url} in {path}, every {format_interval(watch.every)}")
+    for group in watch.groups:
+        click.echo(f"  {group.name}: " + ", ".join(group.aliases))
 
 
 @cli.command()
@@ -145,6 +162,7 @@ def check(
     watches = workspace.select_watches(root, lists, urls)
     store = _store(ctx)
     show_bar = sys.stderr.isatty() and len(watches) > 1
+    trouble: list[CheckOutcome] = []
     try:
         with click.progressbar(
             length=len(watches), label="Checking", file=sys.stderr, hidden=not show_bar
@@ -152,6 +170,8 @@ def check(
 
             def done(outcome: CheckOutcome) -> None:
                 bar.update(1)
+                if outcome.outcome in ("failed", "error", "unusable"):
+                    trouble.append(outcome)
                 if outcome.alert_ids:
                     bar.label = f"Checking ({outcome.watch.url}: new alert)"
 
@@ -163,6 +183,8 @@ def check(
     finally:
         store.close()
     click.echo(summary.line())
+    for outcome in sorted(trouble, key=lambda o: o.watch.url):
+        click.echo(f"  {outcome.outcome:<8} {outcome.watch.url}: {outcome.message}")
     if summary.alert_ids:
         click.echo(
             "New alerts: " + " ".join(str(i) for i in summary.alert_ids) + "  (pagewatch show ID)"
@@ -206,7 +228,7 @@ def run(ctx: click.Context, reload_every: float) -> None:
 @click.pass_context
 def alerts_cmd(ctx: click.Context, as_json: bool, status: str, list_name: str | None) -> None:
     """List alerts, oldest first."""
-    store = _store(ctx)
+    store = _store(ctx, readonly=True)
     try:
         rows = alerts_api.list_alerts(store, status, list_name)
     finally:
@@ -231,7 +253,7 @@ def alerts_cmd(ctx: click.Context, as_json: bool, status: str, list_name: str | 
 @click.pass_context
 def show(ctx: click.Context, alert_id: int, as_json: bool) -> None:
     """Show one alert in full: the passage, the window, both snapshots."""
-    store = _store(ctx)
+    store = _store(ctx, readonly=True)
     try:
         alert = alerts_api.get_alert(store, alert_id)
     finally:
@@ -268,7 +290,7 @@ def ack(ctx: click.Context, alert_ids: tuple[int, ...], note: str) -> None:
 @click.pass_context
 def history(ctx: click.Context, url: str, list_name: str | None, as_json: bool) -> None:
     """Every check of one watch: time, outcome, status, snapshot and phrase counts."""
-    store = _store(ctx)
+    store = _store(ctx, readonly=True)
     try:
         entries = alerts_api.history(store, url, list_name)
     finally:
@@ -276,8 +298,9 @@ def history(ctx: click.Context, url: str, list_name: str | None, as_json: bool) 
     if as_json:
         _json(entries)
         return
+    several = len({e["list"] for e in entries}) > 1
     for entry in entries:
-        click.echo(alerts_api.history_line(entry))
+        click.echo(alerts_api.history_line(entry, with_list=several))
 
 
 @cli.command()

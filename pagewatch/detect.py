@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
-REMOVAL_KINDS = frozenset({"removed", "page_removed"})
-
 
 @dataclass(frozen=True)
 class Finding:

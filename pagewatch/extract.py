@@ -10,10 +10,10 @@ vanish, and the result is NFKC-normalised with whitespace collapsed within each 
 from __future__ import annotations
 
 import codecs
-import itertools
 import re
 import unicodedata
 from functools import lru_cache
+from typing import NamedTuple
 
 from cssselect import SelectorError
 from lxml import etree
@@ -29,33 +29,16 @@ __all__ = ["check_selector", "visible_text"]
 
 # Charset labels read the way browsers read them (WHATWG Encoding Standard): label or codec name.
 _WHATWG_CODECS = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "gb18030": "gb18030",
-    "iso-8859-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "us-ascii": "cp1252",
-    "ascii": "cp1252",
-    "iso-8859-9": "cp1254",
-    "iso8859-9": "cp1254",
-    "latin5": "cp1254",
-    "tis-620": "cp874",
-    "iso-8859-11": "cp874",
-    "iso8859-11": "cp874",
-    "shift_jis": "cp932",
-    "shift-jis": "cp932",
-    "sjis": "cp932",
-    "x-sjis": "cp932",
-    "ms_kanji": "cp932",
-    "windows-31j": "cp932",
-    "euc-kr": "cp949",
-    "euc_kr": "cp949",
-    "ks_c_5601-1987": "cp949",
+    "gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "gb18030": "gb18030",
+    "iso-8859-1": "cp1252", "iso8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
+    "us-ascii": "cp1252", "ascii": "cp1252",
+    "iso-8859-9": "cp1254", "iso8859-9": "cp1254", "latin5": "cp1254",
+    "tis-620": "cp874", "iso-8859-11": "cp874", "iso8859-11": "cp874",
+    "shift_jis": "cp932", "shift-jis": "cp932", "sjis": "cp932", "x-sjis": "cp932",
+    "ms_kanji": "cp932", "windows-31j": "cp932",
+    "euc-kr": "cp949", "euc_kr": "cp949", "ks_c_5601-1987": "cp949",
     "big5": "big5hkscs",
-}
+}  # fmt: skip
 # Python codecs that are not a page's character set (or are unsafe to honour, like UTF-7).
 _REFUSED_CODECS = frozenset(
     {"utf-7", "idna", "punycode", "raw_unicode_escape", "unicode_escape", "undefined", "mbcs"}
@@ -65,7 +48,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?\s*([^\s;"',]+)""", re.IGNORECASE)
 _META_CHARSET = re.compile(
     rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([a-z0-9_.:\-]+)""", re.IGNORECASE
@@ -73,8 +55,7 @@ _META_CHARSET = re.compile(
 _COMMENT = re.compile(rb"<!--.*?(?:-->|\Z)", re.DOTALL)
 _SNIFF_BYTES = 4096
 
-_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_MARKUP_TYPES = frozenset({"text/xml", "application/xml"})
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/xml", "application/xml"})
 _TEXT_TYPES = frozenset(
     {"application/json", "application/javascript", "application/x-javascript", "application/rtf"}
 )
@@ -88,20 +69,28 @@ _BINARY_TYPES = frozenset(
         "application/ogg", "application/x-msdownload", "application/x-protobuf",
     }
 )  # fmt: skip
-# A type-less body is HTML when it starts with a tag, or names the HTML skeleton early on.
+# A body without a usable type is HTML when it starts with a tag or names the HTML skeleton.
 _HTML_START = re.compile(r"[\s\ufeff]*<[a-zA-Z!?]")
 _HTML_SKELETON = re.compile(r"<(?:!doctype\s+html|html|head|body|meta|title)[\s>/]", re.IGNORECASE)
 _BINARY_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 
-_HTML_END = re.compile(rb"</(?:html|HTML|Html)")
+# Bytes of characters XML cannot hold (lxml refuses them in text), and DEL.
+_NOT_XML = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+_FORM_FEED_IS_SPACE = bytes.maketrans(b"\x0c", b" ")
+_HTML_ENDS = (b"</html", b"</HTML", b"</Html")
 _HTML_TRAILER = re.compile(rb"</html\s*>(?:\s+|<!--.*?-->)*", re.IGNORECASE | re.DOTALL)
 _END_TAGS = re.compile(rb"</(?:body|html)\b[^>]*>", re.IGNORECASE)
-
-_PRIVATE_USE = (range(0xE000, 0xF900), range(0xF0000, 0xFFFFE), range(0x100000, 0x10FFFE))
-_E000_REFERENCE = re.compile(r"&#(?:[xX]0*[eE]000|0*57344)\b")
-_CHARACTER_REFERENCE = re.compile(r"&#(?:[xX]0*([0-9a-fA-F]{1,6})|0*([0-9]{1,7}))")
-_NOT_XML = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20)])
-_FORM_FEED_IS_SPACE = bytes.maketrans(b"\x0c", b" ")
+# Line breaks made by markup are marked with a private-use character while the text is put
+# together, so that source newlines collapse like any whitespace while structural breaks survive.
+# The page's own U+E000, unrenderable anyway, is read as U+E001.
+_MARK = "\ue000"
+_MARK_STAND_IN = "\ue001"
+# Numeric character references to U+E000 and to characters XML cannot hold (libxml2 decodes
+# them as HTML5 says, and lxml would then refuse the text). The others are left to libxml2.
+_SPECIAL_REFERENCE = re.compile(
+    rb"&#(?:[xX]0*([1-8bBcCeEfF]|1[0-9a-fA-F]|7[fF]|[fF]{3}[eEfF]|[eE]000)(?![0-9a-fA-F])"
+    rb"|0*([1-8]|1[124-9]|2[0-9]|3[01]|127|6553[45]|57344)(?![0-9]));?"
+)
 
 _SKIPPED = ("script", "style", "noscript", "template")
 _PREFORMATTED = ("pre", "textarea", "listing", "xmp", "plaintext")
@@ -113,10 +102,15 @@ _BLOCKS = (
     "pre", "search", "section", "select", "summary", "table", "tbody", "td", "textarea", "tfoot",
     "th", "thead", "tr", "ul", "xmp",
 )  # fmt: skip
-# Characters that cannot be seen: soft hyphen, zero-width characters, and control characters
-# other than whitespace. They vanish, even inside a word.
+# Soft hyphen, zero-width characters and controls: they vanish, even inside a word.
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
 _NEWLINES = re.compile("\r\n?|\n|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+class _Decoded(NamedTuple):
+    text: str
+    encoding: str  # the Python codec
+    utf8: bytes | None  # the body itself, BOM dropped, when it is valid UTF-8
 
 
 def check_selector(selector: str) -> None:
@@ -144,7 +138,8 @@ def visible_text(
     """The visible text of ``body`` (content-encoding already undone), scoped by ``selector``.
 
     ``content_type`` is the raw Content-Type header. ``huge`` lifts lxml's limits on very large or
-    deeply nested documents. Raises ValueError for an invalid selector.
+    deeply nested documents from the start (without it they are lifted when a page needs it).
+    Raises ValueError for an invalid selector.
     """
     compiled = _compile_selector(selector) if selector is not None else None
     mime, header_charset = _parse_content_type(content_type)
@@ -152,17 +147,16 @@ def visible_text(
         return Extracted("", encoding="", readable=False, note=f"not text: {mime}")
 
     plain = mime == "text/plain"
-    text, encoding = _decode(body, header_charset, sniff_meta=not plain)
-    if mime in _HTML_TYPES or mime in _MARKUP_TYPES or (not plain and _looks_like_html(text)):
-        return _html_text(text, encoding, compiled, huge)
-    if plain or _is_text_type(mime) or _looks_like_text(body, encoding):
-        if compiled is not None:
-            return Extracted("", encoding, scope_found=False, note="selector on a non-HTML page")
-        mark = _unused_character(text)
-        if mark is None:
-            return Extracted("", encoding, readable=False, note="not readable: private-use flood")
-        return Extracted(_normalise(_NEWLINES.sub(mark, text), mark), encoding)
-    return Extracted("", encoding, readable=False, note=f"not text: {mime or 'binary data'}")
+    decoded = _decode(body, header_charset, sniff_meta=not plain)
+    if mime in _HTML_TYPES or (not plain and _looks_like_html(decoded.text)):
+        return _html_text(decoded, compiled, huge)
+    encoding = decoded.encoding
+    if not (plain or _is_text_type(mime) or _looks_like_text(body, encoding)):
+        return Extracted("", encoding, readable=False, note=f"not text: {mime or 'binary data'}")
+    if compiled is not None:
+        return Extracted("", encoding, scope_found=False, note="selector on a non-HTML page")
+    text = _INVISIBLE.sub("", decoded.text).replace(_MARK, _MARK_STAND_IN)
+    return Extracted(_normalise(_NEWLINES.sub(_MARK, text), _MARK), encoding)
 
 
 def _parse_content_type(content_type: str | None) -> tuple[str, str | None]:
@@ -186,6 +180,10 @@ def _looks_like_text(body: bytes, encoding: str) -> bool:
     return encoding.startswith("utf-16") or not _BINARY_BYTES.search(body, 0, 1024)
 
 
+def _looks_like_html(text: str) -> bool:
+    return bool(_HTML_START.match(text) or _HTML_SKELETON.search(text, 0, 1024))
+
+
 def _codec(label: str) -> str | None:
     """The Python codec for a charset label, the WHATWG way; None for labels we do not honour."""
     label = label.strip().strip("\"'").lower()
@@ -200,7 +198,7 @@ def _codec(label: str) -> str | None:
     return _WHATWG_CODECS.get(info.name, info.name)
 
 
-def _decode(body: bytes, header_charset: str | None, *, sniff_meta: bool) -> tuple[str, str]:
+def _decode(body: bytes, header_charset: str | None, *, sniff_meta: bool) -> _Decoded:
     """Decode ``body``: header charset, then BOM, then ``<meta>``, then UTF-8 or windows-1252."""
     encoding = _codec(header_charset) if header_charset else None
     if encoding in ("utf-16", "utf-32"):
@@ -209,18 +207,24 @@ def _decode(body: bytes, header_charset: str | None, *, sniff_meta: bool) -> tup
         encoding = next((name for bom, name in _BOMS if body.startswith(bom)), None)
     if encoding is None and sniff_meta:
         encoding = _meta_charset(body)
-    if encoding is None:
-        try:
-            # A multi-byte character cut off at the very end still means UTF-8.
-            text = codecs.getincrementaldecoder("utf-8")().decode(body, final=False)
-        except UnicodeDecodeError:
-            encoding = "cp1252"
-        else:
-            return text.removeprefix("\ufeff"), "utf-8"
     for bom, name in _BOMS:
         if name == encoding and body.startswith(bom):
             body = body[len(bom) :]
-    return body.decode(encoding, errors="replace"), encoding
+    if encoding not in (None, "utf-8"):
+        return _Decoded(body.decode(encoding, errors="replace"), encoding, None)
+
+    body = body.removeprefix(codecs.BOM_UTF8)
+    try:
+        return _Decoded(body.decode("utf-8"), "utf-8", body)
+    except UnicodeDecodeError:
+        if encoding == "utf-8":  # declared: bad bytes are bad bytes
+            return _Decoded(body.decode("utf-8", errors="replace"), "utf-8", None)
+    try:  # undeclared: a multi-byte character cut off at the very end still means UTF-8
+        return _Decoded(
+            codecs.getincrementaldecoder("utf-8")().decode(body, final=False), "utf-8", None
+        )
+    except UnicodeDecodeError:
+        return _Decoded(body.decode("cp1252", errors="replace"), "cp1252", None)
 
 
 def _meta_charset(body: bytes) -> str | None:
@@ -233,30 +237,9 @@ def _meta_charset(body: bytes) -> str | None:
     return None
 
 
-def _looks_like_html(text: str) -> bool:
-    return bool(_HTML_START.match(text) or _HTML_SKELETON.search(text, 0, 1024))
-
-
-def _unused_character(text: str) -> str | None:
-    """A private-use character that ``text`` holds neither as such nor as a character reference."""
-    if "\ue000" not in text and not _E000_REFERENCE.search(text):
-        return "\ue000"
-    used = set(text)
-    for hexadecimal, decimal in _CHARACTER_REFERENCE.findall(text):
-        code = int(hexadecimal, 16) if hexadecimal else int(decimal)
-        if code <= 0x10FFFF:
-            used.add(chr(code))
-    free = (chr(c) for c in itertools.chain.from_iterable(_PRIVATE_USE) if chr(c) not in used)
-    return next(free, None)  # None takes some 137,000 distinct private-use characters
-
-
-def _html_text(text: str, encoding: str, selector: CSSSelector | None, huge: bool) -> Extracted:
-    # Line breaks made by markup are marked with a character the page does not contain, so that
-    # newlines in the source collapse like any whitespace while structural breaks survive.
-    mark = _unused_character(text)
-    if mark is None:
-        return Extracted("", encoding, readable=False, note="not readable: private-use flood")
-    root, note = _parse(_parser_input(text), huge)
+def _html_text(decoded: _Decoded, selector: CSSSelector | None, huge: bool) -> Extracted:
+    text, encoding, mark = decoded.text, decoded.encoding, _MARK
+    root, note = _parse(_parser_input(text, decoded.utf8), huge)
     if root is None:
         if note:
             return Extracted("", encoding, readable=False, note=note)
@@ -306,25 +289,38 @@ def _html_text(text: str, encoding: str, selector: CSSSelector | None, huge: boo
                 root.remove(head)
             body = root
         parts.append(_text_of(body))
-    return Extracted(_normalise(mark.join(parts), mark), encoding, note=note)
+    return Extracted(_normalise(mark.join(parts), mark, ascii_is_clean=True), encoding, note=note)
 
 
-def _parser_input(text: str) -> bytes:
-    """``text`` in UTF-8 as lxml should parse it.
+def _parser_input(text: str, utf8: bytes | None) -> bytes:
+    """The page in UTF-8 as lxml should parse it.
 
-    Characters XML cannot hold would make lxml refuse the text later: a form feed is a space, the
-    others vanish (UTF-8 never uses these bytes inside a multi-byte character). And libxml2 drops
-    what follows ``</html>``, which a browser reads into the body: when something does, the
-    ``</html>`` and ``</body>`` end tags go.
+    Characters XML cannot hold, as such or as references, would make lxml refuse the text later:
+    a form feed is a space, the others vanish (UTF-8 never uses these bytes inside a multi-byte
+    character). U+E000 becomes U+E001 (see _MARK). And libxml2 drops what follows ``</html>``,
+    which a browser reads into the body: when something does, the ``</html>`` and ``</body>``
+    end tags go.
     """
-    data = text.encode("utf-8", errors="replace").translate(_FORM_FEED_IS_SPACE, _NOT_XML)
-    for noncharacter in (b"\xef\xbf\xbe", b"\xef\xbf\xbf"):  # U+FFFE and U+FFFF
-        if noncharacter in data:
-            data = data.replace(noncharacter, b"")
-    found = _HTML_END.search(data)
-    if found and not _HTML_TRAILER.fullmatch(data, found.start()):
+    data = utf8 if utf8 is not None else text.encode("utf-8", errors="replace")
+    if any(byte in data for byte in _NOT_XML):
+        data = data.translate(_FORM_FEED_IS_SPACE, _NOT_XML.replace(b"\x0c", b""))
+    if "\ufffe" in text or "\uffff" in text:  # noncharacters, which XML cannot hold either
+        data = data.replace("\ufffe".encode(), b"").replace("\uffff".encode(), b"")
+    if _MARK in text:
+        data = data.replace(_MARK.encode(), _MARK_STAND_IN.encode())
+    if b"&#" in data and _SPECIAL_REFERENCE.search(data):
+        data = _SPECIAL_REFERENCE.sub(_special_reference, data)
+    found = [at for at in map(data.find, _HTML_ENDS) if at >= 0]
+    if found and not _HTML_TRAILER.fullmatch(data, min(found)):
         data = _END_TAGS.sub(b"", data)
     return data
+
+
+def _special_reference(match: re.Match[bytes]) -> bytes:
+    code = int(match.group(1), 16) if match.group(1) else int(match.group(2))
+    if code == ord(_MARK):
+        return b"&#%d;" % ord(_MARK_STAND_IN)
+    return b" " if code == 0x0C else b""
 
 
 def _reopen_body(root: etree._Element) -> None:
@@ -345,7 +341,7 @@ def _reopen_body(root: etree._Element) -> None:
 
 
 def _parse(data: bytes, huge: bool) -> tuple[etree._Element | None, str]:
-    """Parse HTML; a document cut short by lxml's depth limit is retried once without limits."""
+    """Parse HTML; a document cut short by lxml's limits is parsed again without them."""
     for lifted in (True,) if huge else (False, True):
         parser = etree.HTMLParser(
             encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=lifted
@@ -365,20 +361,22 @@ def _text_of(element: etree._Element) -> str:
     return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
 
 
-def _normalise(text: str, newline: str) -> str:
+def _normalise(text: str, newline: str, *, ascii_is_clean: bool = False) -> str:
     """Invisible characters removed, NFKC, whitespace collapsed, lines stripped, empty lines gone.
 
-    Lines are separated by ``newline``; all other whitespace, "\\n" included, collapses.
+    Lines are separated by ``newline``; all other whitespace, "\\n" included, collapses. Invisible
+    characters, controls and whitespace but the space are all unprintable, and ASCII is NFKC:
+    quick tests spare the usual page the slow scans. ``ascii_is_clean``: the text holds no ASCII
+    controls but tab, newline and carriage return.
     """
     text = text.replace("\n", " ").replace("\t", " ").replace("\r", " ").replace("\xa0", " ")
     lines = text.split(newline)
-    # Invisible characters, controls and whitespace other than the space are all unprintable:
-    # a quick test spares the usual page the slow scans.
-    if not all(map(str.isprintable, lines)):
+    unusual = [line for line in lines if not line.isascii()] if ascii_is_clean else lines
+    if not all(map(str.isprintable, unusual)):
         text = " ".join(text.split())  # shorter first: NFKC is slow
         text = unicodedata.normalize("NFKC", _INVISIBLE.sub("", text))
         lines = [" ".join(line.split()) for line in text.split(newline)]
-    elif not unicodedata.is_normalized("NFKC", text):
+    elif not all(unicodedata.is_normalized("NFKC", line) for line in unusual):
         lines = unicodedata.normalize("NFKC", text).split(newline)  # may make spaces: "¨"
     lines = [" ".join(line.split()) if "  " in line else line for line in lines]
     return "\n".join(filter(None, map(str.strip, lines)))

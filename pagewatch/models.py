@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 ALIAS_REGEX_PREFIX = "re:"
+
+#: alert kinds that say a phrase went; `restored` says one came back
+REMOVAL_KINDS = frozenset({"removed", "page_removed"})
 
 
 @dataclass(frozen=True)
@@ -134,30 +137,3 @@ def mark(op: str, text: str) -> str:
     core = text.strip()
     lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
     return f"{lead}[-{core}-]{trail}" if op == "-" else f"{lead}{{+{core}+}}{trail}"
-
-
-@dataclass(frozen=True)
-class Alert:
-    """A change of a phrase group's count between two consecutive successful captures."""
-
-    id: int
-    url: str
-    list: str
-    group: str
-    alias: str
-    kind: str  # removed | page_removed | restored
-    count_before: int
-    count_after: int
-    last_seen_at: datetime
-    first_missing_at: datetime
-    snapshot_before: str  # sha256 of the capture before
-    snapshot_after: str
-    capture_before: int  # check ids
-    capture_after: int
-    context: str
-    status: str  # new | acked
-    created_at: datetime
-    final_url: str | None = None
-    acked_at: datetime | None = None
-    note: str = ""
-    extra: dict[str, object] = field(default_factory=dict, compare=False)

@@ -158,6 +158,8 @@ class Runner:
 
     def _sync_jobs(self, scheduler: AsyncIOScheduler, store: Store, watches: list[Watch]) -> None:
         """Make the scheduled jobs match ``watches``: add new, drop gone, re-time changed."""
+        for url, was, now_in in store.adopt_moved(watches):
+            log.info("%s moved from list %r to %r; its history moves with it", url, was, now_in)
         wanted = {_job_id(w): w for w in watches}
         for job_id in list(self.watches):
             if job_id not in wanted:

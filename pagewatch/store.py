@@ -25,9 +25,8 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from .detect import REMOVAL_KINDS
 from .errors import NotFound, StoreError, WorkspaceError
-from .models import Watch
+from .models import REMOVAL_KINDS, Watch
 
 DB_NAME = "pagewatch.db"
 BUSY_TIMEOUT_S = 30.0
@@ -211,6 +210,20 @@ class Blobs:
         return body
 
 
+def _connect(db_path: Path, readonly: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are ours); read-only ones never write,
+    so a read-only copy of a workspace (an archive, a mounted snapshot) can be reviewed."""
+    if not readonly:
+        return sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    uri = db_path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:  # a WAL database on a read-only medium
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+
+
 def workspace_error(exc: OSError, path: Path) -> WorkspaceError:
     """A one-line error for a workspace we cannot write: full, read-only, or forbidden."""
     if exc.errno == errno.ENOSPC:
@@ -231,7 +244,7 @@ def _fsync_dir(path: Path) -> None:
 class Store:
     """The database and blobs of one workspace."""
 
-    def __init__(self, root: Path, *, create: bool = False):
+    def __init__(self, root: Path, *, create: bool = False, readonly: bool = False):
         self.root = root
         self.watchlists_dir = root / "watchlists"
         self.blobs = Blobs(root / "snapshots")
@@ -244,19 +257,25 @@ class Store:
             if create:
                 self.watchlists_dir.mkdir(parents=True, exist_ok=True)
                 self.blobs.root.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(db_path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            conn = _connect(db_path, readonly)
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA foreign_keys = ON")
             self.db = sqlite_utils.Database(conn)
             if migrations.pending(self.db):
+                if readonly:
+                    raise WorkspaceError(
+                        f"{db_path}: made by an older pagewatch; run `pagewatch check` once"
+                        " (it needs to write) to bring it up to date"
+                    )
                 with self.write():  # under the write lock: two processes never migrate at once
                     migrations.apply(self.db)
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"{db_path}: cannot open database: {exc}") from exc
         except OSError as exc:
-            raise WorkspaceError(f"{root}: {exc.strerror or exc}") from exc
+            raise workspace_error(exc, root) from exc
 
     def close(self) -> None:
         self.db.conn.close()
@@ -300,6 +319,34 @@ class Store:
                 [watch.list, watch.url, watch.every, watch.selector, config_hash, iso(now)],
             ).fetchone()
         return int(found[0])
+
+    def adopt_moved(self, watches: Sequence[Watch]) -> list[tuple[str, str, str]]:
+        """Carry a watch's history over when its URL moved to another list (or the list file
+        was renamed): a new (list, URL) takes the row of the same URL in a list that no longer
+        exists, if there is exactly one. Returns (url, old list, new list) for each move."""
+        loaded = {w.list for w in watches}
+        known = {(r[0], r[1]) for r in self.db.execute("SELECT list, url FROM watches")}
+        orphans: dict[str, list[str]] = {}
+        for list_name, url in known:
+            if list_name not in loaded:
+                orphans.setdefault(url, []).append(list_name)
+        moves = []
+        for watch in watches:
+            old = orphans.get(watch.url, [])
+            if watch.key in known or len(old) != 1:
+                continue
+            with self.write() as db:
+                db.execute(
+                    "UPDATE watches SET list = ? WHERE list = ? AND url = ?",
+                    [watch.list, old[0], watch.url],
+                )
+                db.execute(
+                    "UPDATE alerts SET list = ? WHERE list = ? AND url = ?",
+                    [watch.list, old[0], watch.url],
+                )
+            moves.append((watch.url, old[0], watch.list))
+            orphans.pop(watch.url)
+        return moves
 
     def watch_id(self, url: str, list_name: str | None = None) -> list[int]:
         sql, args = "SELECT id FROM watches WHERE url = ?", [url]
@@ -495,7 +542,9 @@ class Store:
             }
             missing = [i for i in alert_ids if i not in found]
             if missing:
-                raise NotFound("no alert " + ", ".join(str(i) for i in missing))
+                raise NotFound(
+                    "no alert " + ", ".join(str(i) for i in missing) + "; nothing was acknowledged"
+                )
             fresh = [i for i in alert_ids if found[i] == "new"]
             for alert_id in fresh:
                 db.execute(

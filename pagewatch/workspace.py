@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -16,6 +17,8 @@ from .store import DB_NAME, Store, utcnow
 from .watchlist import load_watchlists
 
 ENV_VAR = "PAGEWATCH_WORKSPACE"
+
+log = logging.getLogger("pagewatch.workspace")
 
 GITIGNORE = """\
 # pagewatch: the database and snapshots are evidence, not source; back them up separately
@@ -42,8 +45,8 @@ def init(root: Path) -> bool:
     return not existed
 
 
-def open_store(root: Path) -> Store:
-    return Store(root)
+def open_store(root: Path, readonly: bool = False) -> Store:
+    return Store(root, readonly=readonly)
 
 
 def select_watches(root: Path, lists: Sequence[str] = (), urls: Sequence[str] = ()) -> list[Watch]:
@@ -70,6 +73,8 @@ async def check_pass(
     per_host: int = 6,
 ) -> PassSummary:
     """One pass over ``watches``: each is fetched, stored and compared once."""
+    for url, old, new in store.adopt_moved(watches):
+        log.info("%s moved from list %r to %r; its history moves with it", url, old, new)
     executor = make_executor(len(watches))
     try:
         async with make_client(policy, max_connections=concurrency) as client:

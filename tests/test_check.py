@@ -200,3 +200,24 @@ def test_an_unwritable_workspace_is_one_clear_line(
         assert opened.db.execute("SELECT COUNT(*) FROM checks").fetchone()[0] == 0
     finally:
         opened.close()
+
+
+def test_a_renamed_watchlist_keeps_its_history(
+    root: Path, server: ReplayServer, clock: Any
+) -> None:
+    from pagewatch.workspace import check_pass, select_watches
+
+    server.set("/p", Page.html(WITH))
+    old = root / "watchlists" / "face.toml"
+    old.write_text(f'[phrases]\nu = ["Uyghur"]\n[[watch]]\nurl = "{server.url("/p")}"\n', "utf-8")
+    store = Store(root)
+    try:
+        asyncio.run(check_pass(store, select_watches(root), now=clock))
+        old.rename(root / "watchlists" / "face-recognition.toml")  # an analyst renames the list
+        server.set("/p", Page.html(WITHOUT))
+        clock.advance(hours=1)
+        asyncio.run(check_pass(store, select_watches(root), now=clock))
+        [alert] = store.alerts(status="all")
+    finally:
+        store.close()
+    assert (alert["kind"], alert["list"]) == ("removed", "face-recognition")

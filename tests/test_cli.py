@@ -137,7 +137,7 @@ def test_ack_moves_alert_out_of_new(removal: tuple[Path, str]) -> None:
     ("args", "message"),
     [
         (["show", "999"], "Error: no alert 999\n"),
-        (["ack", "1", "999"], "Error: no alert 999\n"),
+        (["ack", "1", "999"], "Error: no alert 999; nothing was acknowledged\n"),
         (
             ["history", "http://127.0.0.1:9/nothing"],
             "Error: no history for http://127.0.0.1:9/nothing\n",
@@ -193,7 +193,10 @@ def test_failed_fetch_is_not_a_failed_command(tmp_path: Path, server: ReplayServ
     server.set("/down", Page(b"busy", 503))
     result = pw(tmp_path, "check")
     assert result.exit_code == 0
-    assert result.stdout == "checked 1, changed 0, failed 1, new alerts 0\n"
+    assert result.stdout == (
+        "checked 1, changed 0, failed 1, new alerts 0\n"
+        f"  failed   {server.url('/down')}: HTTP 503 Service Unavailable\n"
+    )
     [entry] = json.loads(pw(tmp_path, "history", server.url("/down"), "--json").stdout)
     assert (entry["outcome"], entry["reason"], entry["status"], entry["sha256"]) == (
         "failed", "http_503", 503, None,
@@ -252,3 +255,16 @@ def test_run_outside_a_workspace_says_so(tmp_path: Path) -> None:
     result = pw(tmp_path / "nowhere", "run")
     assert result.exit_code == 1
     assert "not a pagewatch workspace" in result.stderr
+
+
+def test_watchlist_errors_show_paths_relative_to_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pw(tmp_path, "init")
+    (tmp_path / "watchlists" / "typo.toml").write_text('every = "6x"\n', encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["check"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: watchlists/typo.toml:1: bad interval '6x' (use e.g. 30m, 6h, 1d)\n"
+    )
