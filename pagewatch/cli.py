@@ -322,14 +322,23 @@ def demo(into: Path | None) -> None:
         shown = [alerts_api.get_alert(store, alert_id) for alert_id in alert_ids]
     finally:
         store.close()
+    click.echo(DEMO_STORY)
     for alert in shown:
         click.echo(f"\n$ pagewatch show {alert['id']}")
         _echo_alert(alert)
-    click.echo(f"\nThe demo workspace is kept at {root}; explore it with")
+    click.echo(f"\nThe demo workspace is kept at {root}. Its replay server has stopped, so")
+    click.echo("`check` there would now fail; alerts, show and history work offline:")
     click.echo(f"  pagewatch --workspace {root} alerts")
     if shown:
         click.echo(f"  pagewatch --workspace {root} history {shown[0]['url']}")
 
+
+DEMO_STORY = """
+What happened: v2's respelling ("Uighur alarm" -> "Uyghur alarm") and markup churn left every
+phrase count as it was, so they raised nothing. The 503 was recorded as a failed check and never
+compared: the window runs from the last capture that had the phrases (v2) to the first capture
+without them (v4). The Chinese edition, read as GB18030 from its <meta> alone, kept its phrases
+throughout: no alert there."""
 
 _COLOURS: dict[str, dict[str, Any]] = {"-": {"fg": "red", "bold": True}, "+": {"fg": "green"}}
 
