@@ -30,7 +30,15 @@ from urllib.parse import urlsplit
 from . import detect, diff, extract, match
 from .errors import StoreError, WorkspaceError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content, fetch
-from .models import Capture, Context, FailedCheck, GroupCount, PhraseGroup, Watch
+from .models import (
+    REMOVAL_KINDS,
+    Capture,
+    Context,
+    FailedCheck,
+    GroupCount,
+    PhraseGroup,
+    Watch,
+)
 from .store import CheckRow, Store, iso
 
 if TYPE_CHECKING:
@@ -40,6 +48,8 @@ log = logging.getLogger("pagewatch.check")
 
 #: passes with at least this many watches extract in a process pool, so both cores work
 POOL_THRESHOLD = 40
+#: a removal is confirmed by a second fetch this many seconds after the first (None: never)
+CONFIRM_DELAY_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -157,8 +167,10 @@ class Checker:
         executor: Executor | None = None,
         concurrency: int = 16,
         per_host: int = 6,
+        confirm_delay: float | None = CONFIRM_DELAY_S,
     ):
         self.store = store
+        self.confirm_delay = confirm_delay
         self.client = client
         self.now = now
         self.policy = policy
@@ -191,10 +203,7 @@ class Checker:
         bad watch never stops a pass; a workspace that cannot be written (full disk, read-only)
         raises WorkspaceError, since every other check would fail the same way.
         """
-        host = urlsplit(watch.url).hostname or ""
-        semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
-        async with self._global, semaphore:
-            result = await fetch(self.client, watch.url, self.now, self.policy)
+        result = await self._fetch(watch)
         try:
             outcome = await self._record(watch, result)
         except WorkspaceError:
@@ -205,7 +214,15 @@ class Checker:
         log.info("%s %s [%s] %s", outcome.outcome, watch.url, watch.list, outcome.message)
         return outcome
 
-    async def _record(self, watch: Watch, result: Capture | FailedCheck) -> CheckOutcome:
+    async def _fetch(self, watch: Watch) -> Capture | FailedCheck:
+        host = urlsplit(watch.url).hostname or ""
+        semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
+        async with self._global, semaphore:
+            return await fetch(self.client, watch.url, self.now, self.policy)
+
+    async def _record(
+        self, watch: Watch, result: Capture | FailedCheck, confirm: bool = True
+    ) -> CheckOutcome:
         chash = config_hash(watch)
         watch_id = self.store.sync_watch(watch, chash, self.now())
         if isinstance(result, FailedCheck):
@@ -223,6 +240,10 @@ class Checker:
         else:
             analysis = await self._analyse(capture.content, content_type, watch)
 
+        if analysis.usable and analysis.text and capture.status not in GONE_STATUSES:
+            why = detect.suspect(analysis.text, capture.final_url, bool(capture.redirects))
+            if why:
+                analysis = Analysis(analysis.text, analysis.counts, False, "suspect", why)
         row = _capture_row(watch_id, capture, chash, content_type)
         blob = (capture.body, capture.sha256)
         if not analysis.usable:
@@ -245,32 +266,79 @@ class Checker:
             note = "a newer capture was stored meanwhile; kept, not compared"
             return CheckOutcome(watch, outcome, changed, (), note, check_id)
         known = {check_id: analysis} if analysis.text else {}
-        alerts = await self.compare_pending(watch, watch_id, known)
+        alerts, notes = await self.compare_pending(
+            watch, watch_id, known, confirm=check_id if confirm else None
+        )
         message = f"HTTP {capture.status}" + ("" if changed else ", unchanged")
         if capture.redirects:
             message += f", redirected to {capture.final_url}"
-        if alerts:
-            message += ", " + ", ".join(f"{kind} {grp}" for _, kind, grp in alerts)
-        return CheckOutcome(
-            watch, "capture", changed, tuple(i for i, _, _ in alerts), message, check_id
-        )
+        message += "".join(f", {note}" for note in notes)
+        return CheckOutcome(watch, "capture", changed, tuple(alerts), message, check_id)
 
     async def compare_pending(
-        self, watch: Watch, watch_id: int, known: dict[int, Analysis] | None = None
-    ) -> list[tuple[int, str, str]]:
+        self,
+        watch: Watch,
+        watch_id: int,
+        known: dict[int, Analysis] | None = None,
+        confirm: int | None = None,
+    ) -> tuple[list[int], list[str]]:
         """Compare every stored, uncompared capture of a watch with the capture before it.
 
-        Returns (alert id, kind, group) of the alerts raised.
+        A removal found in capture ``confirm`` is confirmed first by fetching the page again
+        after a pause: it is alerted only if the second fetch agrees. Otherwise (a CDN serving
+        two versions, a half-deployed page) the capture is kept as ``unconfirmed``, never
+        compared. The second fetch is recorded as a check of its own either way.
+        Returns the ids of the alerts raised and notes for the check's log line.
         """
-        raised = []
+        raised: list[int] = []
+        notes: list[str] = []
+        second: Capture | FailedCheck | None = None
         for current in self.store.pending(watch_id):
             before = self.store.capture_before(current)
             rows = []
             if before is not None:
                 rows = await self._alerts(watch, before, current, (known or {}).get(current.id))
+            removals = [r for r in rows if r["kind"] in REMOVAL_KINDS]
+            if removals and current.id == confirm and self.confirm_delay is not None:
+                second, agrees = await self._second_look(watch, removals)
+                if not agrees:
+                    self.store.mark_unconfirmed(current.id, "a second fetch did not confirm it")
+                    notes.append("removal not confirmed by a second fetch")
+                    continue
             ids = self.store.finish_compare(current.id, rows)
-            raised += [(i, r["kind"], r["grp"]) for i, r in zip(ids, rows, strict=False)]
-        return raised
+            raised += ids
+            notes += [
+                f"{r['kind']} {r['grp']} (alert {i})" for i, r in zip(ids, rows, strict=False)
+            ]
+        if second is not None:  # stored after the first, so it compares against it (or before it)
+            outcome = await self._record(watch, second, confirm=False)
+            log.info("%s %s [%s] %s (confirming fetch)", outcome.outcome, watch.url, watch.list,
+                     outcome.message)  # fmt: skip
+            raised += outcome.alert_ids
+            notes.append(f"confirmed by a second fetch (#{outcome.check_id})")
+        return raised, notes
+
+    async def _second_look(
+        self, watch: Watch, removals: list[dict[str, Any]]
+    ) -> tuple[Capture | FailedCheck, bool]:
+        """Fetch again after the confirm delay; does the page still lack what went?"""
+        await asyncio.sleep(self.confirm_delay or 0)
+        second = await self._fetch(watch)
+        if isinstance(second, FailedCheck):
+            return second, False
+        if second.status in GONE_STATUSES:
+            counts = _gone_analysis(watch.groups).counts
+        else:
+            analysis = await self._analyse(second.content, second.header("content-type"), watch)
+            if not analysis.usable or detect.suspect(
+                analysis.text, second.final_url, bool(second.redirects)
+            ):
+                return second, False
+            counts = analysis.counts
+        agrees = all(
+            r["grp"] in counts and counts[r["grp"]].count < r["count_before"] for r in removals
+        )
+        return second, agrees
 
     async def _alerts(
         self, watch: Watch, before: CheckRow, after: CheckRow, after_known: Analysis | None

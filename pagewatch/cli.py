@@ -16,7 +16,7 @@ import click
 
 from . import alerts as alerts_api
 from . import workspace
-from .check import CheckOutcome
+from .check import CONFIRM_DELAY_S, CheckOutcome
 from .errors import NotFound, PagewatchError, UsageError, WatchlistError
 from .store import DB_NAME, Store, utcnow
 from .watchlist import add_watch, format_interval, load_watchlist
@@ -146,6 +146,13 @@ def add(
     show_default=True,
     help="Fetches in flight per host.",
 )
+@click.option(
+    "--confirm-delay",
+    type=click.FloatRange(min=0),
+    default=CONFIRM_DELAY_S,
+    show_default=True,
+    help="Seconds before the second fetch that confirms a removal.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -153,6 +160,7 @@ def check(
     lists: tuple[str, ...],
     concurrency: int,
     per_host: int,
+    confirm_delay: float,
 ) -> None:
     """Check the chosen watches (default: all) once, now.
 
@@ -177,7 +185,12 @@ def check(
 
             summary = asyncio.run(
                 workspace.check_pass(
-                    store, watches, on_done=done, concurrency=concurrency, per_host=per_host
+                    store,
+                    watches,
+                    on_done=done,
+                    concurrency=concurrency,
+                    per_host=per_host,
+                    confirm_delay=confirm_delay,
                 )
             )
     finally:

@@ -6,8 +6,42 @@ churn or rotating noise leave every group's count as it was, and so raise nothin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Set
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+#: Pages that stand in for the real one: bot walls, challenges, soft errors, login walls. Such a
+#: page has none of the phrases, so comparing it would accuse the vendor of removing them all.
+INTERSTITIAL = re.compile(
+    "|".join(
+        [
+            r"verify (?:that )?you are (?:a )?human",
+            r"are you (?:a )?(?:human|robot)",
+            r"checking (?:if the site connection is secure|your browser)",
+            r"just a moment\.\.\.",
+            r"attention required",
+            r"enable javascript and cookies to continue",
+            r"captcha",
+            r"bot (?:detection|protection|challenge)",
+            r"ddos protection",
+            r"access (?:to this page )?(?:has been )?denied",
+            r"request (?:was )?(?:blocked|rejected)",
+            r"you don't have permission to access",
+            r"service (?:is )?(?:temporarily )?unavailable",
+            r"temporarily unavailable",
+            r"under maintenance",
+            r"too many requests",
+            r"(?:please )?(?:log|sign) ?in to (?:continue|view|access)",
+        ]
+    ),
+    re.IGNORECASE,
+)
+#: An interstitial is short; a documentation page that merely mentions "captcha" is not one.
+INTERSTITIAL_MAX_CHARS = 3000
+LOGIN_PATH = re.compile(
+    r"/(?:log-?in|sign-?in|auth|sso|oauth2?|captcha|challenge|cdn-cgi)(?:/|$|\?)", re.I
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +52,20 @@ class Finding:
     kind: str  # removed | page_removed | restored
     count_before: int
     count_after: int
+
+
+def suspect(text: str, final_url: str, redirected: bool) -> str:
+    """Why a captured page looks like a stand-in for the real one ('' if it does not).
+
+    A page that merely shrinks is not suspect: vendors do gut pages, and that is a removal.
+    """
+    if redirected and LOGIN_PATH.search(urlsplit(final_url).path + "/"):
+        return f"redirected to a login or challenge page ({final_url})"
+    if len(text) <= INTERSTITIAL_MAX_CHARS:
+        found = INTERSTITIAL.search(text)
+        if found:
+            return f"looks like an interstitial page ({found.group(0)!r})"
+    return ""
 
 
 def compare(

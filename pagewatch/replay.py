@@ -40,6 +40,7 @@ class ReplayServer:
     def __init__(self, pages: Mapping[str, Page] | None = None):
         self.pages: dict[str, Page] = dict(pages or {})
         self.requests: list[str] = []
+        self._queues: dict[str, list[Page]] = {}
         self._lock = threading.Lock()
         server = self
 
@@ -48,7 +49,8 @@ class ReplayServer:
 
             def do_GET(self) -> None:
                 with server._lock:
-                    page = server.pages.get(self.path, NOT_FOUND)
+                    queued = server._queues.get(self.path)
+                    page = queued.pop(0) if queued else server.pages.get(self.path, NOT_FOUND)
                     server.requests.append(self.path)
                 if page.delay:
                     time.sleep(page.delay)
@@ -77,6 +79,12 @@ class ReplayServer:
     def set(self, path: str, page: Page) -> None:
         with self._lock:
             self.pages[path] = page
+
+    def queue(self, path: str, *pages: Page) -> None:
+        """Serve these pages at ``path`` one request each, then the last one for good."""
+        with self._lock:
+            self._queues[path] = list(pages[:-1])
+            self.pages[path] = pages[-1]
 
     def replace(self, pages: Mapping[str, Page]) -> None:
         with self._lock:

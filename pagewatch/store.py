@@ -474,6 +474,15 @@ class Store:
                 _insert(db, "counts", {**count, "check_id": check_id})
         return check_id, outcome
 
+    def mark_unconfirmed(self, check_id: int, why: str) -> None:
+        """Keep a capture as evidence but out of every comparison."""
+        with self.write() as db:
+            db.execute(
+                "UPDATE checks SET outcome = 'unconfirmed', compared = 1, reason = 'unconfirmed',"
+                " message = ? WHERE id = ? AND compared = 0",
+                [why, check_id],
+            )
+
     def finish_compare(self, check_id: int, alerts: Sequence[dict[str, Any]]) -> list[int]:
         """Store a capture's alerts and mark it compared, once: a second call adds nothing."""
         with self.write() as db:

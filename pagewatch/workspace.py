@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from .check import Checker, CheckOutcome, PassSummary, make_executor
+from .check import CONFIRM_DELAY_S, Checker, CheckOutcome, PassSummary, make_executor
 from .errors import UsageError
 from .fetch import FetchPolicy, make_client
 from .models import Watch
@@ -71,6 +71,7 @@ async def check_pass(
     policy: FetchPolicy = FetchPolicy(),
     concurrency: int = 16,
     per_host: int = 6,
+    confirm_delay: float | None = CONFIRM_DELAY_S,
 ) -> PassSummary:
     """One pass over ``watches``: each is fetched, stored and compared once."""
     for url, old, new in store.adopt_moved(watches):
@@ -86,6 +87,7 @@ async def check_pass(
                 executor=executor,
                 concurrency=concurrency,
                 per_host=per_host,
+                confirm_delay=confirm_delay,
             )
             return await checker.run_pass(watches, on_done)
     finally:

@@ -31,7 +31,7 @@ def watch(url: str, selector: str | None = None, groups: tuple[PhraseGroup, ...]
 def run(store: Store, clock: Any, *watches: Watch) -> list[Any]:
     async def go() -> list[Any]:
         async with make_client(check_module.FetchPolicy()) as client:
-            checker = Checker(store, client, clock)
+            checker = Checker(store, client, clock, confirm_delay=0)
             return [await checker.check(w) for w in watches]
 
     return asyncio.run(go())
@@ -221,3 +221,39 @@ def test_a_renamed_watchlist_keeps_its_history(
     finally:
         store.close()
     assert (alert["kind"], alert["list"]) == ("removed", "face-recognition")
+
+
+def test_a_removal_the_second_fetch_does_not_confirm_is_not_alerted(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    clock.advance(hours=1)
+    server.queue("/p", Page.html(WITHOUT), Page.html(WITH))  # a CDN serving two versions
+    [outcome] = run(store, clock, w)
+    assert alerts(store) == []
+    rows = store.db.execute("SELECT outcome, reason FROM checks ORDER BY id").fetchall()
+    assert rows == [("capture", ""), ("unconfirmed", "unconfirmed"), ("capture", "")]
+    assert "removal not confirmed by a second fetch" in outcome.message
+
+    clock.advance(hours=1)
+    server.set("/p", Page.html(WITHOUT))  # now it really went: confirmed, alerted once
+    missing_at = clock()
+    run(store, clock, w)
+    [alert] = alerts(store)
+    assert alert["first_missing_at"] == missing_at.isoformat(timespec="microseconds")
+    assert alert["check_before"] == 3  # compared with the last trusted capture, not the flap
+
+
+def test_a_failed_second_fetch_does_not_confirm(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    server.queue("/p", Page.html(WITHOUT), Page(b"busy", 503))
+    run(store, clock, w)
+    assert alerts(store) == []
+    rows = store.db.execute("SELECT outcome FROM checks ORDER BY id").fetchall()
+    assert rows == [("capture",), ("unconfirmed",), ("failed",)]

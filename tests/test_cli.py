@@ -49,7 +49,7 @@ def removal(tmp_path: Path, server: ReplayServer) -> tuple[Path, str]:
     server.set("/guide", Page.html(BEFORE))
     assert pw(tmp_path, "check").exit_code == 0
     server.set("/guide", Page.html(AFTER))
-    checked = pw(tmp_path, "check")
+    checked = pw(tmp_path, "check", "--confirm-delay", "0")
     assert checked.exit_code == 0, checked.output
     assert checked.stdout.splitlines()[0] == "checked 1, changed 1, failed 0, new alerts 1"
     return tmp_path, url
@@ -96,6 +96,7 @@ def test_history_window_matches_alert(removal: tuple[Path, str]) -> None:
     assert [(h["outcome"], h["status"], h["counts"]) for h in history] == [
         ("capture", 200, {"uyghur": 1}),
         ("capture", 200, {"uyghur": 0}),
+        ("capture", 200, {"uyghur": 0}),  # the second fetch that confirmed the removal
     ]
     assert (history[0]["checked_at"], history[1]["checked_at"]) == (
         alert["last_seen_at"], alert["first_missing_at"],

@@ -57,7 +57,7 @@ def replay(history: dict[str, Any], root: Path, server: ReplayServer, clock: Any
                 (root / "watchlists" / "golden.toml").write_text(text, encoding="utf-8")
             clock.advance(hours=1)
             times.append(clock())
-            asyncio.run(check_pass(store, select_watches(root), now=clock))
+            asyncio.run(check_pass(store, select_watches(root), now=clock, confirm_delay=0))
     finally:
         store.close()
     return times
@@ -104,6 +104,9 @@ def test_every_history_has_a_step_per_capture_time() -> None:
     """Guard the harness: a fixture whose expectation names a step that does not exist is broken."""
     for path in HISTORIES:
         history = tomllib.loads(path.read_text(encoding="utf-8"))
+        assert set(history) <= {"phrases", "watch", "step", "expect", "checks"}, path.name
         for exp in history.get("expect", []):
+            assert set(exp) <= {"kind", "group", "alias", "count_before", "count_after",
+                                "between", "removed", "context"}, path.name  # fmt: skip
             assert 1 <= exp["between"][0] < exp["between"][1] <= len(history["step"]), path.name
     assert len(HISTORIES) >= 15
