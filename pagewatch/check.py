@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -217,26 +217,66 @@ class Checker:
     async def _fetch(self, watch: Watch) -> Capture | FailedCheck:
         host = urlsplit(watch.url).hostname or ""
         semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
+        validators = self._validators(watch)
         async with self._global, semaphore:
-            return await fetch(self.client, watch.url, self.now, self.policy)
+            return await fetch(self.client, watch.url, self.now, self.policy, validators)
+
+    def _validators(self, watch: Watch) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since from the last capture, when a 304 could stand in
+        for it: a plain 200 capture, compared, counted the way the watch counts now."""
+        ids = self.store.watch_id(watch.url, watch.list)
+        previous = self.store.last_capture(ids[0]) if ids else None
+        if (
+            previous is None
+            or not previous.compared
+            or previous.redirected
+            or previous.status != 200
+            or previous.config_hash != config_hash(watch)
+        ):
+            return {}
+        found = {}
+        if etag := previous.header("etag"):
+            found["If-None-Match"] = etag
+        if modified := previous.header("last-modified"):
+            found["If-Modified-Since"] = modified
+        return found
 
     async def _record(
         self, watch: Watch, result: Capture | FailedCheck, confirm: bool = True
     ) -> CheckOutcome:
         chash = config_hash(watch)
         watch_id = self.store.sync_watch(watch, chash, self.now())
+        previous = self.store.last_capture(watch_id)
+        if isinstance(result, Capture) and result.status == 304:
+            result = _as_before(result, previous, chash)
         if isinstance(result, FailedCheck):
             check_id, _ = self.store.add_check(_failed_row(watch_id, result, chash))
             return CheckOutcome(watch, "failed", False, (), result.message, check_id)
 
         capture = result
-        content_type = capture.header("content-type")
-        previous = self.store.last_capture(watch_id)
+        not_modified = not capture.body and capture.decoded == b""  # see _as_before
+        content_type = previous.content_type if not_modified and previous else None
+        content_type = content_type or capture.header("content-type")
         changed = previous is None or previous.sha256 != capture.sha256
+        row = _capture_row(watch_id, capture, chash, content_type)
+        blob = None if not_modified else (capture.body, capture.sha256)
+        if previous and previous.compared and _same_input(previous, capture, content_type, chash):
+            # an unchanged page costs a hash and a row: nothing to extract, nothing to compare
+            if not_modified:
+                row["message"] = "not modified (304)"
+            check_id, _ = self.store.add_check(
+                row,
+                blob=blob,
+                counts=_count_rows(_stored_counts(previous), previous.fingerprints),
+                compared=True,
+            )
+            message = "not modified (304)" if not_modified else f"HTTP {capture.status}, unchanged"
+            return CheckOutcome(watch, "capture", False, (), message, check_id)
+
         if capture.status in GONE_STATUSES:
             analysis = _gone_analysis(watch.groups)
         elif previous and _same_input(previous, capture, content_type, chash):
-            analysis = Analysis("", _stored_counts(previous), True)  # a hash and a row
+            analysis = Analysis("", _stored_counts(previous), True)
         else:
             analysis = await self._analyse(capture.content, content_type, watch)
 
@@ -244,23 +284,12 @@ class Checker:
             why = detect.suspect(analysis.text, capture.final_url, bool(capture.redirects))
             if why:
                 analysis = Analysis(analysis.text, analysis.counts, False, "suspect", why)
-        row = _capture_row(watch_id, capture, chash, content_type)
-        blob = (capture.body, capture.sha256)
         if not analysis.usable:
             row.update(outcome="unusable", reason=analysis.reason, message=analysis.note)
             check_id, _ = self.store.add_check(row, blob=blob)
             return CheckOutcome(watch, "unusable", changed, (), analysis.note, check_id)
 
-        fingerprints = group_fingerprints(watch)
-        count_rows = [
-            {
-                "grp": c.group,
-                "count": c.count,
-                "aliases": json.dumps(dict(c.aliases), ensure_ascii=False),
-                "fingerprint": fingerprints.get(c.group, ""),
-            }
-            for c in analysis.counts.values()
-        ]
+        count_rows = _count_rows(analysis.counts, group_fingerprints(watch))
         check_id, outcome = self.store.add_check(row, blob=blob, counts=count_rows)
         if outcome == "superseded":
             note = "a newer capture was stored meanwhile; kept, not compared"
@@ -454,6 +483,40 @@ class Checker:
             log.warning("the extraction pool broke; extracting in this process from now on")
             self.executor = None
             return await loop.run_in_executor(None, functools.partial(job, *args))
+
+
+def _as_before(reply: Capture, previous: CheckRow | None, chash: str) -> Capture | FailedCheck:
+    """A 304 answer as the capture it says is unchanged: the previous body's digest, status
+    and headers (needed to read that body again), and no body of its own (``decoded=b""``
+    marks it)."""
+    if previous is None or previous.sha256 is None or previous.config_hash != chash:
+        return FailedCheck(
+            reply.url, "http_304", "304 Not Modified with no capture to stand for",
+            reply.captured_at, 304, reply.final_url,
+        )  # fmt: skip
+    return replace(
+        reply,
+        status=previous.status or 200,
+        final_url=previous.final_url or reply.final_url,
+        headers=previous.headers,
+        body=b"",
+        sha256=previous.sha256,
+        decoded=b"",
+    )
+
+
+def _count_rows(
+    counts: dict[str, GroupCount], fingerprints: dict[str, str]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "grp": c.group,
+            "count": c.count,
+            "aliases": json.dumps(dict(c.aliases), ensure_ascii=False),
+            "fingerprint": fingerprints.get(c.group, ""),
+        }
+        for c in counts.values()
+    ]
 
 
 def _in_watch_order(counts: dict[str, int], watch: Watch) -> dict[str, int]:

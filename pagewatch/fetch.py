@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import ipaddress
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,14 +71,19 @@ async def fetch(
     url: str,
     now: Callable[[], datetime],
     policy: FetchPolicy = FetchPolicy(),
+    validators: Mapping[str, str] | None = None,
 ) -> Capture | FailedCheck:
-    """GET ``url``, following redirects; never raises for anything the network or server does."""
+    """GET ``url``, following redirects; never raises for anything the network or server does.
+
+    ``validators`` (If-None-Match / If-Modified-Since) go with the first request only; a 304
+    answer to them comes back as a Capture with status 304 and no body: "as before".
+    """
     started = now()
     hops: list[Redirect] = []
     current = url
     try:
         async with asyncio.timeout(policy.deadline):
-            return await _fetch(client, url, now, policy, hops)
+            return await _fetch(client, url, now, policy, hops, validators or {})
     except TimeoutError:
         reason, message, status = "timeout", f"no complete answer within {policy.deadline:g}s", None
     except _Failure as failure:
@@ -110,11 +115,12 @@ async def _fetch(
     now: Callable[[], datetime],
     policy: FetchPolicy,
     hops: list[Redirect],
+    validators: Mapping[str, str],
 ) -> Capture | FailedCheck:
     target = _checked_url(url)
     seen = {str(target)}
     while True:
-        request = client.build_request("GET", target)
+        request = client.build_request("GET", target, headers=None if hops else validators)
         response = await client.send(request, stream=True)
         try:
             captured_at = now()
@@ -137,7 +143,8 @@ async def _fetch(
                 seen.add(str(next_url))
                 target = next_url
                 continue
-            if not (200 <= status < 300 or status in GONE_STATUSES):
+            not_modified = status == 304 and bool(validators) and not hops
+            if not (200 <= status < 300 or status in GONE_STATUSES or not_modified):
                 raise _Failure(f"http_{status}", _status_message(response), status)
             body = await _read_capped(response, policy.max_body)
         finally:

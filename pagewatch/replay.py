@@ -21,6 +21,7 @@ class Page:
         default_factory=lambda: {"Content-Type": "text/html; charset=utf-8"}
     )
     delay: float = 0.0  # seconds to wait before answering
+    etag: str = ""  # when set: sent as ETag, and a matching If-None-Match gets 304
 
     @classmethod
     def html(cls, text: str, status: int = 200, charset: str = "utf-8") -> Page:
@@ -54,7 +55,15 @@ class ReplayServer:
                     server.requests.append(self.path)
                 if page.delay:
                     time.sleep(page.delay)
+                if page.etag and self.headers.get("If-None-Match") == page.etag:
+                    self.send_response(304)
+                    self.send_header("ETag", page.etag)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(page.status)
+                if page.etag:
+                    self.send_header("ETag", page.etag)
                 for name, value in page.headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(page.body)))

@@ -156,6 +156,7 @@ class CheckRow:
     alias_counts: dict[str, dict[str, int]]
     fingerprints: dict[str, str]
     headers: tuple[tuple[str, str], ...]
+    compared: bool
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -366,7 +367,7 @@ class Store:
 
     _CHECK_COLUMNS = (
         "id, watch_id, checked_at, outcome, status, final_url, sha256, content_type,"
-        " config_hash, redirects, headers"
+        " config_hash, redirects, headers, compared"
     )
 
     def last_capture(self, watch_id: int) -> CheckRow | None:
@@ -426,6 +427,7 @@ class Store:
                     alias_counts=alias_counts,
                     fingerprints=fingerprints,
                     headers=tuple((k, v) for k, v in json.loads(row[10])),
+                    compared=bool(row[11]),
                 )
             )
         return rows
@@ -445,6 +447,7 @@ class Store:
         *,
         blob: tuple[bytes, str] | None = None,
         counts: Sequence[dict[str, Any]] = (),
+        compared: bool = False,
     ) -> tuple[int, str]:
         """Store one check with its blob and counts, before anything is compared.
 
@@ -468,7 +471,8 @@ class Store:
                     " VALUES (?, ?, ?, ?)",
                     [blob[1], len(blob[0]), stored_size, check["checked_at"]],
                 )
-            row = {**check, "outcome": outcome, "compared": int(outcome != "capture")}
+            done = compared or outcome != "capture"  # nothing to compare, or compared already
+            row = {**check, "outcome": outcome, "compared": int(done)}
             check_id = _insert(db, "checks", row)
             for count in counts:
                 _insert(db, "counts", {**count, "check_id": check_id})

@@ -257,3 +257,27 @@ def test_a_failed_second_fetch_does_not_confirm(
     assert alerts(store) == []
     rows = store.db.execute("SELECT outcome FROM checks ORDER BY id").fetchall()
     assert rows == [("capture",), ("unconfirmed",), ("failed",)]
+
+
+def test_not_modified_is_an_unchanged_capture(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page(WITH.encode(), etag='"v1"'))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    blobs = sorted(store.blobs.root.rglob("*.gz"))
+    clock.advance(hours=1)
+    [outcome] = run(store, clock, w)
+    assert (outcome.outcome, outcome.changed, outcome.message) == (
+        "capture", False, "not modified (304)",
+    )  # fmt: skip
+    rows = store.db.execute("SELECT status, sha256, message FROM checks ORDER BY id").fetchall()
+    assert rows[1] == (200, rows[0][1], "not modified (304)")
+    assert sorted(store.blobs.root.rglob("*.gz")) == blobs
+
+    server.set("/p", Page(WITHOUT.encode(), etag='"v2"'))  # a new version: fetched in full
+    clock.advance(hours=1)
+    run(store, clock, w)
+    [alert] = alerts(store)
+    assert (alert["kind"], alert["snapshot_before"]) == ("removed", rows[0][1])
+    assert "Is it Uyghur" in alert["context"]  # the 304 capture's body is read from its blob
