@@ -23,7 +23,7 @@ from pagewatch.models import Extracted
 
 #: Bump when a change to these rules can change the text of an unchanged page: stored counts made
 #: under another version are then recounted before they are compared, never trusted as they are.
-RULES_VERSION = 1
+RULES_VERSION = 2
 
 __all__ = ["check_selector", "visible_text"]
 
@@ -53,7 +53,7 @@ _META_CHARSET = re.compile(
     rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([a-z0-9_.:\-]+)""", re.IGNORECASE
 )
 _COMMENT = re.compile(rb"<!--.*?(?:-->|\Z)", re.DOTALL)
-_SNIFF_BYTES = 4096
+_SNIFF_BYTES = 64 * 1024  # browsers re-read a page whose <meta> comes late
 
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/xml", "application/xml"})
 _TEXT_TYPES = frozenset(
@@ -75,7 +75,7 @@ _HTML_SKELETON = re.compile(r"<(?:!doctype\s+html|html|head|body|meta|title)[\s>
 _BINARY_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
 
 # Bytes of characters XML cannot hold (lxml refuses them in text), and DEL.
-_NOT_XML = bytes([*range(0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+_NOT_XML = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _FORM_FEED_IS_SPACE = bytes.maketrans(b"\x0c", b" ")
 _HTML_ENDS = (b"</html", b"</HTML", b"</Html")
 _HTML_TRAILER = re.compile(rb"</html\s*>(?:\s+|<!--.*?-->)*", re.IGNORECASE | re.DOTALL)
@@ -102,8 +102,10 @@ _BLOCKS = (
     "pre", "search", "section", "select", "summary", "table", "tbody", "td", "textarea", "tfoot",
     "th", "thead", "tr", "ul", "xmp",
 )  # fmt: skip
-# Soft hyphen, zero-width characters and controls: they vanish, even inside a word.
-_INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]")
+# Soft hyphen, zero-width characters, noncharacters and controls: they vanish, even in a word.
+_INVISIBLE = re.compile(
+    "[\u00ad\u200b-\u200d\u2060\ufeff\ufffe\uffff\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]"
+)
 _NEWLINES = re.compile("\r\n?|\n|[\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 
 
@@ -224,7 +226,16 @@ def _decode(body: bytes, header_charset: str | None, *, sniff_meta: bool) -> _De
             codecs.getincrementaldecoder("utf-8")().decode(body, final=False), "utf-8", None
         )
     except UnicodeDecodeError:
-        return _Decoded(body.decode("cp1252", errors="replace"), "cp1252", None)
+        pass
+    # Undeclared and not clean UTF-8: a page of UTF-8 with a stray Latin-1 byte in its footer is
+    # still UTF-8 (reading it all as windows-1252 would turn 维吾尔 into mojibake: a false
+    # removal). Go by the evidence: valid multi-byte characters against invalid bytes.
+    text = body.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd")
+    multibyte = sum(1 for char in text if char > "\x7f") - invalid
+    if multibyte > invalid:
+        return _Decoded(text, "utf-8", None)
+    return _Decoded(body.decode("cp1252", errors="replace"), "cp1252", None)
 
 
 def _meta_charset(body: bytes) -> str | None:
@@ -303,7 +314,7 @@ def _parser_input(text: str, utf8: bytes | None) -> bytes:
     """
     data = utf8 if utf8 is not None else text.encode("utf-8", errors="replace")
     if any(byte in data for byte in _NOT_XML):
-        data = data.translate(_FORM_FEED_IS_SPACE, _NOT_XML.replace(b"\x0c", b""))
+        data = data.translate(_FORM_FEED_IS_SPACE, _NOT_XML.replace(b"\x0c", b""))  # FF: space
     if "\ufffe" in text or "\uffff" in text:  # noncharacters, which XML cannot hold either
         data = data.replace("\ufffe".encode(), b"").replace("\uffff".encode(), b"")
     if _MARK in text:

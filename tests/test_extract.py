@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import importlib.util
+import random
 import tomllib
+import unicodedata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -101,6 +103,10 @@ def test_document_without_body_reads_everything_but_head() -> None:
 def test_control_characters_and_nul_vanish() -> None:
     assert html("<p>Uy\x00gh\x01ur\x7f\x0b\x1f</p><p>\ufffe\uffffa\x0cb</p>").text == "Uyghur\na b"
     assert visible_text(b"Uy\x00gh\x01ur\x7f\x1f.", "text/plain").text == "Uyghur ."
+
+
+def test_form_feed_alone_is_a_space() -> None:
+    assert html("<p>a\x0cb</p>").text == "a b"
 
 
 def test_whitespace_variants_collapse_within_a_line() -> None:
@@ -299,3 +305,44 @@ def test_references_to_characters_xml_cannot_hold() -> None:
     markup = "<p>a&#1;b&#x0B;c&#x7f;d&#xFFFE;e&#xffff;f&#0;g&#x92;h&#xD800;i&#12;j</p>"
     assert html(markup).text == "abcdef\ufffdg’h\ufffdi j"
     assert html("<title>x&#2;y</title><pre>a&#1;\nb</pre>").text == "xy\na\nb"
+
+
+def test_undeclared_utf8_with_a_stray_latin1_byte_stays_utf8() -> None:
+    body = "<p>新疆维吾尔自治区</p><footer>".encode() + b"\xa9 2020</footer>"
+    found = visible_text(body, "text/html")
+    assert found.encoding == "utf-8"
+    assert "新疆维吾尔自治区" in found.text
+
+
+def test_undeclared_latin1_page_reads_as_windows_1252() -> None:
+    found = visible_text("<p>Café ethnique – résumé</p>".encode("cp1252"), "text/html")
+    assert (found.encoding, found.text) == ("cp1252", "Café ethnique – résumé")
+
+
+def test_meta_charset_after_a_long_inline_script_is_found() -> None:
+    script = "<script>" + "var x = 1;" * 1000 + "</script>"
+    html = f'<html><head>{script}<meta charset="gbk"></head><body><p>维吾尔</p></body></html>'
+    found = visible_text(html.encode("gb18030"), "text/html")
+    assert found.text == "维吾尔"
+
+
+_TOKENS = [
+    "<p>", "</p>", "<div>", "<pre>", "</pre>", "<script>", "</script>", "<!--", "-->", "</body>",
+    "</html>", "<body>", "<br>", "<td>", "<title>", "</title>", "<textarea>", "<template>", "&#1;",
+    "&#xE000;", "&nbsp;", "&shy;", "&amp;", "&", "<", "\u200b", "\ue000", "\x00", "\x0c", "\x7f",
+    "\ufffe", "\u2028", "\x85", "\xa0", "¨", "ﬁ", "ẞ", " ", "\n", "\t", "Uyghur", "维吾尔",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_broken_markup_never_raises_and_text_stays_normal(seed: int) -> None:
+    rng = random.Random(seed)
+    markup = "".join(rng.choice(_TOKENS) for _ in range(rng.randint(1, 80)))
+    for content_type in ("text/html", None, "text/plain"):
+        text = visible_text(markup.encode(), content_type).text
+        assert "\ue000" not in text
+        assert "  " not in text and "\n\n" not in text and text == text.strip()
+        assert text == unicodedata.normalize("NFKC", text)
+        visible = text.replace("\n", "").replace(" ", "")
+        assert not [c for c in visible if c.isspace() or unicodedata.category(c) == "Cc"]
+        assert not [c for c in visible if c in "\u00ad\u200b\ufeff\ufffe\uffff"]
