@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from .errors import NotFound
-from .models import mark
-from .store import Store
+from .health import BLIND_CHECKS, Health, RecentCheck, health
+from .models import Watch, mark
+from .store import Store, iso, parse_iso
 
 STATUSES = ("new", "acked", "all")
 
@@ -142,3 +143,49 @@ def history_line(entry: dict[str, Any], with_list: bool = False) -> str:
     when, outcome = entry["checked_at"], entry["outcome"]
     where = f"[{entry['list']}] " if with_list else ""
     return f"#{entry['id']:<5} {where}{when}  {outcome:<10} {status:<4} {sha}  {detail}"
+
+
+def status(store: Store, watches: Sequence[Watch], now: datetime) -> list[Health]:
+    """The health of each watch of the watchlists, as `pagewatch status` shows it."""
+    recent = store.recent_checks(BLIND_CHECKS)
+    times = store.capture_times()
+    out = []
+    for watch in watches:
+        checks = [
+            RecentCheck(parse_iso(c["checked_at"]), c["outcome"], c["reason"], c["message"])
+            for c in recent.get(watch.key, [])
+        ]
+        capture, first = times.get(watch.key, (None, None))
+        out.append(
+            health(
+                watch,
+                checks,
+                parse_iso(capture) if capture else None,
+                parse_iso(first) if first else None,
+                now,
+            )
+        )
+    return out
+
+
+def status_json(item: Health, now: datetime) -> dict[str, Any]:
+    return {
+        "url": item.watch.url,
+        "list": item.watch.list,
+        "state": item.state,
+        "why": item.why,
+        "every": item.watch.every,
+        "last_check": iso(item.last_check) if item.last_check else None,
+        "last_capture": iso(item.last_capture) if item.last_capture else None,
+        "due": iso(item.due) if item.due else None,
+        "due_now": item.due is None or item.due <= now,
+    }
+
+
+def status_summary(items: Sequence[Health], now: datetime) -> str:
+    states = {s: sum(1 for i in items if i.state == s) for s in ("ok", "failing", "blind", "new")}
+    due = sum(1 for i in items if i.due is None or i.due <= now)
+    checked = [i.last_check for i in items if i.last_check]
+    last = f"; last check {iso(max(checked))}" if checked else ""
+    counts = ", ".join(f"{n} {s}" for s, n in states.items())
+    return f"{len(items)} watches: {counts}; {due} due now{last}"

@@ -297,6 +297,28 @@ def ack(ctx: click.Context, alert_ids: tuple[int, ...], note: str) -> None:
 
 
 @cli.command()
+@click.option("--list", "lists", multiple=True, help="Only this watchlist (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object a watch.")
+@click.pass_context
+def status(ctx: click.Context, lists: tuple[str, ...], as_json: bool) -> None:
+    """Each watch's health: ok, failing (no capture for 3 intervals), blind, or new."""
+    watches = workspace.select_watches(_root(ctx), lists)
+    store = _store(ctx, readonly=True)
+    now = utcnow()
+    try:
+        items = alerts_api.status(store, watches, now)
+    finally:
+        store.close()
+    if as_json:
+        _json([alerts_api.status_json(item, now) for item in items])
+        return
+    click.echo(alerts_api.status_summary(items, now))
+    for item in items:
+        if item.state in ("failing", "blind"):
+            click.echo(f"  {item.state:<8} {item.watch.url} [{item.watch.list}]  {item.why}")
+
+
+@cli.command()
 @click.argument("url")
 @click.option("--list", "list_name", help="The watchlist, when the URL is in several.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")

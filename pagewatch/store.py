@@ -349,6 +349,30 @@ class Store:
             orphans.pop(watch.url)
         return moves
 
+    def recent_checks(self, per_watch: int) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The latest checks of every watch, newest first, by (list, URL)."""
+        rows = self.db.execute(
+            "SELECT w.list, w.url, c.checked_at, c.outcome, c.reason, c.message FROM watches w"
+            " JOIN (SELECT *, ROW_NUMBER() OVER (PARTITION BY watch_id"
+            "       ORDER BY checked_at DESC, id DESC) AS n FROM checks) c"
+            " ON c.watch_id = w.id WHERE c.n <= ? ORDER BY w.id, c.n",
+            [per_watch],
+        ).fetchall()
+        found: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for list_name, url, at, outcome, reason, message in rows:
+            found.setdefault((list_name, url), []).append(
+                {"checked_at": at, "outcome": outcome, "reason": reason, "message": message}
+            )
+        return found
+
+    def capture_times(self) -> dict[tuple[str, str], tuple[str | None, str]]:
+        """Per watch: its latest capture's time (or None) and its first check's time."""
+        rows = self.db.execute(
+            "SELECT w.list, w.url, MAX(CASE WHEN c.outcome = 'capture' THEN c.checked_at END),"
+            " MIN(c.checked_at) FROM watches w JOIN checks c ON c.watch_id = w.id GROUP BY w.id"
+        ).fetchall()
+        return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
     def watch_id(self, url: str, list_name: str | None = None) -> list[int]:
         sql, args = "SELECT id FROM watches WHERE url = ?", [url]
         if list_name:

@@ -1,0 +1,78 @@
+"""Watch health: failing after three intervals without a capture, blind behind stand-ins."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pagewatch.cli import cli
+from pagewatch.health import RecentCheck, health
+from pagewatch.models import PhraseGroup, Watch
+from pagewatch.replay import Page, ReplayServer
+
+NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
+W = Watch("https://v.example/d", "l", 3600, (PhraseGroup("u", ("Uyghur",)),))
+
+
+def ago(hours: float) -> datetime:
+    return NOW - timedelta(hours=hours)
+
+
+def check(hours: float, outcome: str = "capture", reason: str = "") -> RecentCheck:
+    return RecentCheck(ago(hours), outcome, reason, "")
+
+
+@pytest.mark.parametrize(
+    ("recent", "last_capture", "first", "state"),
+    [
+        ([], None, None, "new"),
+        ([check(0.5)], ago(0.5), ago(10), "ok"),
+        ([check(0.5, "failed", "timeout"), check(1.5, "failed", "timeout")], ago(2.5), ago(10), "ok"),
+        ([check(0.5, "failed", "timeout"), check(1.5, "failed", "timeout")], ago(3.5), ago(10),
+         "failing"),
+        ([check(0.5, "failed", "connect")], None, ago(4), "failing"),
+        ([check(0.5, "failed", "connect")], None, ago(1), "ok"),
+        ([check(0.5, "unusable", "suspect"), check(1.5, "failed", "http_403"),
+          check(2.5, "failed", "http_429")], ago(3.5), ago(10), "blind"),
+        ([check(0.5, "unusable", "suspect"), check(1.5, "capture")], ago(1.5), ago(10), "ok"),
+    ],
+    ids=["new", "ok", "failing-but-not-3-intervals", "failing", "never-captured-long",
+         "never-captured-short", "blind", "one-suspect-is-not-blind"],
+)  # fmt: skip
+def test_health(
+    recent: list[RecentCheck], last_capture: datetime | None, first: datetime | None, state: str
+) -> None:
+    assert health(W, recent, last_capture, first, NOW).state == state
+
+
+def test_status_command(tmp_path: Path, server: ReplayServer) -> None:
+    runner = CliRunner()
+    runner.invoke(cli, ["--workspace", str(tmp_path), "init"])
+    server.set("/ok", Page.html("<p>Is it Uyghur</p>"))
+    server.set("/walled", Page(b"denied", 403))
+    body = "".join(
+        f'\n[[watch]]\nurl = "{server.url(p)}"\n' for p in ("/ok", "/walled", "/unchecked")
+    )
+    (tmp_path / "watchlists" / "s.toml").write_text('[phrases]\nu = ["Uyghur"]\n' + body, "utf-8")
+    for _ in range(3):
+        args = ["--workspace", str(tmp_path), "check", server.url("/ok"), server.url("/walled")]
+        assert runner.invoke(cli, args).exit_code == 0
+    result = runner.invoke(cli, ["--workspace", str(tmp_path), "status"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("3 watches: 1 ok, 0 failing, 1 blind, 1 new; 1 due now; last check ")
+    assert lines[1].startswith(
+        f"  blind    {server.url('/walled')} [s]  last 3 checks met a stand-in"
+    )
+    states = json.loads(
+        runner.invoke(cli, ["--workspace", str(tmp_path), "status", "--json"]).stdout
+    )
+    assert [(s["url"], s["state"], s["due_now"]) for s in states] == [
+        (server.url("/ok"), "ok", False),
+        (server.url("/walled"), "blind", False),
+        (server.url("/unchecked"), "new", True),
+    ]
