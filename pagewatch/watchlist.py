@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import cssselect
 import tomlkit
 
+from . import extract, match
 from .errors import WatchlistError, WorkspaceError
 from .models import ALIAS_REGEX_PREFIX, PhraseGroup, Watch
 
@@ -115,6 +116,10 @@ def _selector_problem(selector: str) -> str | None:
         cssselect.GenericTranslator().css_to_xpath(selector)
     except cssselect.SelectorError as exc:
         return f"bad selector {_quote(selector)} ({exc})"
+    try:  # and as extraction will use it, with the HTML translator
+        extract.check_selector(selector)
+    except ValueError as exc:
+        return f"bad selector {_quote(selector)} ({exc})"
     return None
 
 
@@ -152,6 +157,10 @@ def _group_problem(group: str, aliases: Sequence[str]) -> tuple[int, str] | None
                     f" {_quote(min(names & captures))} of another alias"
                 )
             captures |= names
+    try:  # the matcher has the last word: a list that loads must never fail at check time
+        match.compile_groups([PhraseGroup(group, tuple(aliases))])
+    except ValueError as exc:
+        return 0, str(exc)
     return None
 
 
