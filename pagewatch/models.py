@@ -36,6 +36,12 @@ class Watch:
         return (self.list, self.url)
 
 
+def header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    """The first value of a header, by case-insensitive name, or None."""
+    name = name.lower()
+    return next((value for key, value in headers if key.lower() == name), None)
+
+
 @dataclass(frozen=True)
 class Redirect:
     """One hop of a redirect chain."""
@@ -65,11 +71,7 @@ class Capture:
         return self.body if self.decoded is None else self.decoded
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
+        return header(self.headers, name)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .errors import NotFound, StoreError, WorkspaceError
-from .models import REMOVAL_KINDS, Watch
+from .models import REMOVAL_KINDS, Watch, header
 
 DB_NAME = "pagewatch.db"
 BUSY_TIMEOUT_S = 30.0
@@ -159,8 +159,7 @@ class CheckRow:
     compared: bool
 
     def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in self.headers if k.lower() == name), None)
+        return header(self.headers, name)
 
 
 class Blobs:
