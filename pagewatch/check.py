@@ -242,7 +242,7 @@ class Checker:
         return found
 
     async def _record(
-        self, watch: Watch, result: Capture | FailedCheck, confirm: bool = True
+        self, watch: Watch, result: Capture | FailedCheck, compare: bool = True
     ) -> CheckOutcome:
         chash = config_hash(watch)
         watch_id = self.store.sync_watch(watch, chash, self.now())
@@ -260,7 +260,12 @@ class Checker:
         changed = previous is None or previous.sha256 != capture.sha256
         row = _capture_row(watch_id, capture, chash, content_type)
         blob = None if not_modified else (capture.body, capture.sha256)
-        if previous and previous.compared and _same_input(previous, capture, content_type, chash):
+        if (
+            compare
+            and previous
+            and previous.compared
+            and _same_input(previous, capture, content_type, chash)
+        ):
             # an unchanged page costs a hash and a row: nothing to extract, nothing to compare
             if not_modified:
                 row["message"] = "not modified (304)"
@@ -281,7 +286,9 @@ class Checker:
             analysis = await self._analyse(capture.content, content_type, watch)
 
         if analysis.usable and analysis.text and capture.status not in GONE_STATUSES:
-            why = detect.suspect(analysis.text, capture.final_url, bool(capture.redirects))
+            why = detect.suspect(
+                analysis.text, capture.url, capture.final_url, bool(capture.redirects)
+            )
             if why:
                 analysis = Analysis(analysis.text, analysis.counts, False, "suspect", why)
         if not analysis.usable:
@@ -291,13 +298,13 @@ class Checker:
 
         count_rows = _count_rows(analysis.counts, group_fingerprints(watch))
         check_id, outcome = self.store.add_check(row, blob=blob, counts=count_rows)
+        if not compare:
+            return CheckOutcome(watch, outcome, changed, (), f"HTTP {capture.status}", check_id)
         if outcome == "superseded":
             note = "a newer capture was stored meanwhile; kept, not compared"
             return CheckOutcome(watch, outcome, changed, (), note, check_id)
         known = {check_id: analysis} if analysis.text else {}
-        alerts, notes = await self.compare_pending(
-            watch, watch_id, known, confirm=check_id if confirm else None
-        )
+        alerts, notes = await self.compare_pending(watch, watch_id, known, confirm=check_id)
         message = f"HTTP {capture.status}" + ("" if changed else ", unchanged")
         if capture.redirects:
             message += f", redirected to {capture.final_url}"
@@ -313,61 +320,67 @@ class Checker:
     ) -> tuple[list[int], list[str]]:
         """Compare every stored, uncompared capture of a watch with the capture before it.
 
-        A removal found in capture ``confirm`` is confirmed first by fetching the page again
-        after a pause: it is alerted only if the second fetch agrees. Otherwise (a CDN serving
-        two versions, a half-deployed page) the capture is kept as ``unconfirmed``, never
-        compared. The second fetch is recorded as a check of its own either way.
-        Returns the ids of the alerts raised and notes for the check's log line.
+        A change (a removal, or a restore) is alerted only once a later capture agrees with it:
+        a CDN serving two versions or a half-deployed page must not raise one. When capture
+        ``confirm`` (the check just made) shows a change, the page is fetched again after a
+        pause to be that later capture. If the later capture contradicts the change, the
+        capture is kept as ``unconfirmed`` and never compared; if no usable later capture
+        exists yet (the second fetch failed), the capture waits, still uncompared, for the next
+        check to decide, and the window still starts at it. Captures a crash left uncompared
+        are decided the same way. Returns the ids of the alerts raised and log notes.
         """
         raised: list[int] = []
         notes: list[str] = []
-        second: Capture | FailedCheck | None = None
-        for current in self.store.pending(watch_id):
+        looked = False
+        pending = self.store.pending(watch_id)
+        while pending:
+            current = pending.pop(0)
             before = self.store.capture_before(current)
             rows = []
             if before is not None:
                 rows = await self._alerts(watch, before, current, (known or {}).get(current.id))
-            removals = [r for r in rows if r["kind"] in REMOVAL_KINDS]
-            if removals and current.id == confirm and self.confirm_delay is not None:
-                second, agrees = await self._second_look(watch, removals)
-                if not agrees:
-                    self.store.mark_unconfirmed(current.id, "a second fetch did not confirm it")
-                    notes.append("removal not confirmed by a second fetch")
+            if rows and self.confirm_delay is not None:
+                later = self.store.capture_after(current)
+                if later is None and current.id == confirm and not looked:
+                    looked = True
+                    second = await self._second_look(watch)
+                    notes.append(f"second fetch {second.outcome} (#{second.check_id})")
+                    later = self.store.capture_after(current)
+                    pending = self.store.pending(watch_id)[1:]  # now with the second fetch
+                if later is None:
+                    notes.append("change awaits confirmation by the next capture")
+                    break  # it, and all after it, wait for a later capture
+                if not await self._agrees(watch, later, rows):
+                    self.store.mark_unconfirmed(current.id, f"check #{later.id} disagreed")
+                    notes.append(f"change not confirmed by check #{later.id}")
                     continue
             ids = self.store.finish_compare(current.id, rows)
             raised += ids
             notes += [
                 f"{r['kind']} {r['grp']} (alert {i})" for i, r in zip(ids, rows, strict=False)
             ]
-        if second is not None:  # stored after the first, so it compares against it (or before it)
-            outcome = await self._record(watch, second, confirm=False)
-            log.info("%s %s [%s] %s (confirming fetch)", outcome.outcome, watch.url, watch.list,
-                     outcome.message)  # fmt: skip
-            raised += outcome.alert_ids
-            notes.append(f"confirmed by a second fetch (#{outcome.check_id})")
         return raised, notes
 
-    async def _second_look(
-        self, watch: Watch, removals: list[dict[str, Any]]
-    ) -> tuple[Capture | FailedCheck, bool]:
-        """Fetch again after the confirm delay; does the page still lack what went?"""
+    async def _second_look(self, watch: Watch) -> CheckOutcome:
+        """Fetch again after the confirm delay and store it, uncompared, as a check of its own."""
         await asyncio.sleep(self.confirm_delay or 0)
-        second = await self._fetch(watch)
-        if isinstance(second, FailedCheck):
-            return second, False
-        if second.status in GONE_STATUSES:
-            counts = _gone_analysis(watch.groups).counts
-        else:
-            analysis = await self._analyse(second.content, second.header("content-type"), watch)
-            if not analysis.usable or detect.suspect(
-                analysis.text, second.final_url, bool(second.redirects)
-            ):
-                return second, False
-            counts = analysis.counts
-        agrees = all(
-            r["grp"] in counts and counts[r["grp"]].count < r["count_before"] for r in removals
-        )
-        return second, agrees
+        outcome = await self._record(watch, await self._fetch(watch), compare=False)
+        log.info("%s %s [%s] %s (confirming fetch)", outcome.outcome, watch.url, watch.list,
+                 outcome.message)  # fmt: skip
+        return outcome
+
+    async def _agrees(self, watch: Watch, later: CheckRow, rows: list[dict[str, Any]]) -> bool:
+        """Does a later capture still show each change: fewer for a removal, more for a restore?"""
+        counts, _ = await self._counts_now(later, watch)
+        for row in rows:
+            count = counts.get(row["grp"])
+            if count is None:
+                return False
+            if row["kind"] in REMOVAL_KINDS and not count < row["count_before"]:
+                return False
+            if row["kind"] == "restored" and not count > row["count_before"]:
+                return False
+        return True
 
     async def _alerts(
         self, watch: Watch, before: CheckRow, after: CheckRow, after_known: Analysis | None

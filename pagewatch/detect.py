@@ -37,11 +37,37 @@ INTERSTITIAL = re.compile(
     ),
     re.IGNORECASE,
 )
-#: An interstitial is short; a documentation page that merely mentions "captcha" is not one.
-INTERSTITIAL_MAX_CHARS = 3000
+#: An interstitial is short and says what it is at once (its title, its heading); a documentation
+#: page whose error-code section mentions "Access denied" or "Too Many Requests" is not one.
+INTERSTITIAL_MAX_CHARS = 1500
+INTERSTITIAL_HEAD_CHARS = 300
 LOGIN_PATH = re.compile(
-    r"/(?:log-?in|sign-?in|auth|sso|oauth2?|captcha|challenge|cdn-cgi)(?:/|$|\?)", re.I
+    r"/(?:log-?in|sign-?in|auth|sso|oauth2?|captcha|challenge|cdn-cgi)(?:\.\w+)?(?:/|$)", re.I
 )
+LOGIN_HOST = re.compile(r"^(?:login|signin|sso|auth|accounts?|id)\.", re.I)
+
+
+def suspect(text: str, url: str, final_url: str, redirected: bool) -> str:
+    """Why a captured page looks like a stand-in for the real one ('' if it does not).
+
+    A page that merely shrinks is not suspect: vendors do gut pages, and that is a removal.
+    """
+    if redirected and _into_login(url, final_url):
+        return f"redirected to a login or challenge page ({final_url})"
+    if len(text) <= INTERSTITIAL_MAX_CHARS:
+        found = INTERSTITIAL.search(text, 0, INTERSTITIAL_HEAD_CHARS)
+        if found:
+            return f"looks like an interstitial page ({found.group(0)!r})"
+    return ""
+
+
+def _into_login(url: str, final_url: str) -> bool:
+    """Did a redirect move into a login or challenge path or host (not merely within one)?"""
+    start, end = urlsplit(url), urlsplit(final_url)
+    start_host, end_host = start.hostname or "", end.hostname or ""
+    if end_host != start_host and LOGIN_HOST.match(end_host):
+        return True
+    return bool(LOGIN_PATH.search(end.path + "/")) and not LOGIN_PATH.search(start.path + "/")
 
 
 @dataclass(frozen=True)
@@ -52,20 +78,6 @@ class Finding:
     kind: str  # removed | page_removed | restored
     count_before: int
     count_after: int
-
-
-def suspect(text: str, final_url: str, redirected: bool) -> str:
-    """Why a captured page looks like a stand-in for the real one ('' if it does not).
-
-    A page that merely shrinks is not suspect: vendors do gut pages, and that is a removal.
-    """
-    if redirected and LOGIN_PATH.search(urlsplit(final_url).path + "/"):
-        return f"redirected to a login or challenge page ({final_url})"
-    if len(text) <= INTERSTITIAL_MAX_CHARS:
-        found = INTERSTITIAL.search(text)
-        if found:
-            return f"looks like an interstitial page ({found.group(0)!r})"
-    return ""
 
 
 def compare(

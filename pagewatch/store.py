@@ -411,6 +411,16 @@ class Store:
         )
         return rows[0] if rows else None
 
+    def capture_after(self, row: CheckRow) -> CheckRow | None:
+        """The capture of the same watch just after ``row`` in capture time."""
+        rows = self._captures(
+            "watch_id = ? AND outcome = 'capture'"
+            " AND (checked_at > ? OR (checked_at = ? AND id > ?))"
+            " ORDER BY checked_at, id LIMIT 1",
+            [row.watch_id, iso(row.checked_at), iso(row.checked_at), row.id],
+        )
+        return rows[0] if rows else None
+
     def pending(self, watch_id: int) -> list[CheckRow]:
         """Captures stored but not yet compared (normally the one just stored; after a crash,
         the ones the crash interrupted), oldest first."""

@@ -235,7 +235,7 @@ def test_a_removal_the_second_fetch_does_not_confirm_is_not_alerted(
     assert alerts(store) == []
     rows = store.db.execute("SELECT outcome, reason FROM checks ORDER BY id").fetchall()
     assert rows == [("capture", ""), ("unconfirmed", "unconfirmed"), ("capture", "")]
-    assert "removal not confirmed by a second fetch" in outcome.message
+    assert "change not confirmed by check #3" in outcome.message
 
     clock.advance(hours=1)
     server.set("/p", Page.html(WITHOUT))  # now it really went: confirmed, alerted once
@@ -246,17 +246,71 @@ def test_a_removal_the_second_fetch_does_not_confirm_is_not_alerted(
     assert alert["check_before"] == 3  # compared with the last trusted capture, not the flap
 
 
-def test_a_failed_second_fetch_does_not_confirm(
+def test_a_failed_second_fetch_leaves_the_change_to_the_next_capture(
     store: Store, server: ReplayServer, clock: Any
 ) -> None:
     server.set("/p", Page.html(WITH))
     w = watch(server.url("/p"))
     run(store, clock, w)
-    server.queue("/p", Page.html(WITHOUT), Page(b"busy", 503))
+    seen_at = clock()
+    clock.advance(hours=1)
+    missing_at = clock()
+    server.queue("/p", Page.html(WITHOUT), Page(b"slow down", 429))  # rate-limited repeat
+    [outcome] = run(store, clock, w)
+    assert alerts(store) == []
+    assert "change awaits confirmation by the next capture" in outcome.message
+    rows = store.db.execute("SELECT outcome, compared FROM checks ORDER BY id").fetchall()
+    assert rows == [("capture", 1), ("capture", 0), ("failed", 1)]
+
+    clock.advance(hours=1)
+    server.set("/p", Page.html(WITHOUT))  # the next check agrees: the window starts at #2
+    run(store, clock, w)
+    [alert] = alerts(store)
+    assert (alert["last_seen_at"], alert["first_missing_at"]) == (
+        seen_at.isoformat(timespec="microseconds"),
+        missing_at.isoformat(timespec="microseconds"),
+    )
+
+
+def test_a_capture_left_by_a_crash_is_confirmed_by_the_next_one(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+
+    async def killed(*_: object) -> None:
+        raise KeyboardInterrupt  # a kill while waiting to confirm
+
+    server.set("/p", Page.html(WITHOUT))  # one stale answer...
+    clock.advance(hours=1)
+    monkeypatch.setattr(Checker, "_second_look", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(store, clock, w)
+    monkeypatch.undo()
+    server.set("/p", Page.html(WITH))  # ...and the next check sees the phrase
+    clock.advance(hours=1)
     run(store, clock, w)
     assert alerts(store) == []
-    rows = store.db.execute("SELECT outcome FROM checks ORDER BY id").fetchall()
-    assert rows == [("capture",), ("unconfirmed",), ("failed",)]
+    outcomes = store.db.execute("SELECT outcome FROM checks ORDER BY id").fetchall()
+    assert outcomes == [("capture",), ("unconfirmed",), ("capture",)]
+
+
+def test_an_unconfirmed_restore_does_not_reopen_the_removal(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    server.set("/p", Page.html(WITHOUT))
+    clock.advance(hours=1)
+    run(store, clock, w)  # removed, confirmed
+    clock.advance(hours=1)
+    server.queue("/p", Page.html(WITH), Page.html(WITHOUT))  # one stale edge node
+    run(store, clock, w)
+    clock.advance(hours=1)
+    run(store, clock, w)
+    assert [a["kind"] for a in alerts(store)] == ["removed"]
 
 
 def test_not_modified_is_an_unchanged_capture(

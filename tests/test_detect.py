@@ -40,22 +40,38 @@ def test_alias_that_went_is_the_one_that_fell_most() -> None:
     assert alias_that_went({"Uyghur": 1}, {"Uyghur": 1}) == ""
 
 
+ERRORS_SECTION = (
+    "Face attributes\nDetectFaces returns attributes for every face. " * 10
+    + "\nErrors\n403 Access denied: the key lacks the vision scope.\n429 Too Many Requests."
+)
+
+
 @pytest.mark.parametrize(
-    ("text", "url", "redirected", "is_suspect"),
+    ("text", "url", "final_url", "redirected", "is_suspect"),
     [
-        ("Just a moment...\nChecking your browser", "https://v.example/d", False, True),
-        ("Please verify you are human", "https://v.example/d", False, True),
-        ("Access Denied\nYou don't have permission to access", "https://v.example/d", False, True),
-        ("Service Temporarily Unavailable", "https://v.example/d", False, True),
-        ("Sign in", "https://v.example/login?next=/d", True, True),
-        ("Docs", "https://v.example/docs/login-api", True, False),
-        ("This page has been retired.", "https://v.example/d", False, False),
-        (LONG_DOC + " Our API needs no captcha.", "https://v.example/d", False, False),
-        ("Is it Uyghur: boolean.", "https://v.example/login", False, False),
+        ("Just a moment...\nChecking your browser", "https://v.example/d", "https://v.example/d",
+         False, True),
+        ("Please verify you are human", "https://v.example/d", "https://v.example/d", False, True),
+        ("Access Denied\nYou don't have permission to access", "https://v.example/d",
+         "https://v.example/d", False, True),
+        ("Service Temporarily Unavailable", "https://v.example/d", "https://v.example/d", False,
+         True),
+        ("Sign in", "https://v.example/d", "https://v.example/login?next=/d", True, True),
+        ("Sign in", "https://v.example/d", "https://v.example/account/signin.html", True, True),
+        ("Sign in", "https://v.example/d", "https://login.v.example/?next=/d", True, True),
+        ("Docs", "https://v.example/docs/auth", "https://v.example/docs/auth/", True, False),
+        ("Docs", "https://v.example/d", "https://v.example/docs/login-api", True, False),
+        ("This page has been retired.", "https://v.example/d", "https://v.example/d", False, False),
+        (LONG_DOC + " Our API needs no captcha.", "https://v.example/d", "https://v.example/d",
+         False, False),
+        (ERRORS_SECTION[-700:], "https://v.example/d", "https://v.example/d", False, False),
+        ("Is it Uyghur: boolean.", "https://v.example/login", "https://v.example/login", False,
+         False),
     ],
     ids=["cloudflare", "human-check", "access-denied", "soft-503", "login-redirect",
-         "login-api-doc-page", "gutted-stub", "long-page-mentions-captcha",
+         "signin-html", "login-host", "auth-doc-trailing-slash", "login-api-doc-page",
+         "gutted-stub", "long-page-mentions-captcha", "error-codes-section",
          "login-path-not-redirected"],
 )  # fmt: skip
-def test_suspect(text: str, url: str, redirected: bool, is_suspect: bool) -> None:
-    assert bool(suspect(text, url, redirected)) is is_suspect
+def test_suspect(text: str, url: str, final_url: str, redirected: bool, is_suspect: bool) -> None:
+    assert bool(suspect(text, url, final_url, redirected)) is is_suspect

@@ -31,7 +31,8 @@ def check(hours: float, outcome: str = "capture", reason: str = "") -> RecentChe
     [
         ([], None, None, "new"),
         ([check(0.5)], ago(0.5), ago(10), "ok"),
-        ([check(0.5, "failed", "timeout"), check(1.5, "failed", "timeout")], ago(2.5), ago(10), "ok"),
+        ([check(0.5, "failed", "timeout"), check(1.5, "failed", "timeout")], ago(2.5), ago(10),
+         "ok"),
         ([check(0.5, "failed", "timeout"), check(1.5, "failed", "timeout")], ago(3.5), ago(10),
          "failing"),
         ([check(0.5, "failed", "connect")], None, ago(4), "failing"),
