@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -48,6 +48,8 @@ log = logging.getLogger("pagewatch.check")
 
 #: passes with at least this many watches extract in a process pool, so both cores work
 POOL_THRESHOLD = 40
+#: even with validators, the page is fetched in full when the last full fetch is this old
+FULL_FETCH_EVERY = timedelta(hours=24)
 #: a removal is confirmed by a second fetch this many seconds after the first (None: never)
 CONFIRM_DELAY_S = 3.0
 
@@ -217,7 +219,11 @@ class Checker:
     async def _fetch(self, watch: Watch) -> Capture | FailedCheck:
         host = urlsplit(watch.url).hostname or ""
         semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
-        validators = self._validators(watch)
+        try:
+            validators = self._validators(watch)
+        except StoreError as exc:  # no validators is always safe: the page is fetched in full
+            log.warning("%s: fetching in full: %s", watch.url, exc)
+            validators = {}
         async with self._global, semaphore:
             return await fetch(self.client, watch.url, self.now, self.policy, validators)
 
@@ -234,6 +240,9 @@ class Checker:
             or previous.config_hash != config_hash(watch)
         ):
             return {}
+        full = self.store.last_full_fetch(previous.watch_id)
+        if full is None or self.now() - full > FULL_FETCH_EVERY:
+            return {}  # a server that answers 304 wrongly must not hide a change for long
         found = {}
         if etag := previous.header("etag"):
             found["If-None-Match"] = etag

@@ -411,6 +411,15 @@ class Store:
         )
         return rows[0] if rows else None
 
+    def last_full_fetch(self, watch_id: int) -> datetime | None:
+        """When a capture of the watch last came with its body (not as a 304)."""
+        row = self.db.execute(
+            "SELECT MAX(checked_at) FROM checks WHERE watch_id = ? AND outcome = 'capture'"
+            " AND message != 'not modified (304)'",
+            [watch_id],
+        ).fetchone()
+        return parse_iso(row[0]) if row and row[0] else None
+
     def capture_after(self, row: CheckRow) -> CheckRow | None:
         """The capture of the same watch just after ``row`` in capture time."""
         rows = self._captures(

@@ -335,3 +335,20 @@ def test_not_modified_is_an_unchanged_capture(
     [alert] = alerts(store)
     assert (alert["kind"], alert["snapshot_before"]) == ("removed", rows[0][1])
     assert "Is it Uyghur" in alert["context"]  # the 304 capture's body is read from its blob
+
+
+def test_validators_are_dropped_when_the_last_full_fetch_is_a_day_old(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    server.set("/p", Page(WITH.encode(), etag='"v1"'))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    for _ in range(3):  # a server that keeps answering 304 while the body changed
+        server.set("/p", Page(WITHOUT.encode(), etag='"v1"'))
+        clock.advance(hours=10)
+        run(store, clock, w)
+    messages = [r[0] for r in store.db.execute("SELECT message FROM checks ORDER BY id")]
+    assert messages[1:3] == ["not modified (304)", "not modified (304)"]
+    assert messages[3] == ""  # 30 h after the last full fetch: fetched in full
+    [alert] = alerts(store)
+    assert alert["kind"] == "removed"
