@@ -31,6 +31,7 @@ from . import detect, diff, extract, match
 from .errors import StoreError, WorkspaceError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content, fetch
 from .models import (
+    NOT_MODIFIED,
     REMOVAL_KINDS,
     Capture,
     Context,
@@ -277,14 +278,14 @@ class Checker:
         ):
             # an unchanged page costs a hash and a row: nothing to extract, nothing to compare
             if not_modified:
-                row["message"] = "not modified (304)"
+                row["message"] = NOT_MODIFIED
             check_id, _ = self.store.add_check(
                 row,
                 blob=blob,
                 counts=_count_rows(_stored_counts(previous), previous.fingerprints),
                 compared=True,
             )
-            message = "not modified (304)" if not_modified else f"HTTP {capture.status}, unchanged"
+            message = NOT_MODIFIED if not_modified else f"HTTP {capture.status}, unchanged"
             return CheckOutcome(watch, "capture", False, (), message, check_id)
 
         if capture.status in GONE_STATUSES:

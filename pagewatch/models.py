@@ -7,6 +7,9 @@ from datetime import datetime
 
 ALIAS_REGEX_PREFIX = "re:"
 
+#: the message of a capture that a 304 answer stands for (the body is the previous capture's)
+NOT_MODIFIED = "not modified (304)"
+
 #: alert kinds that say a phrase went; `restored` says one came back
 REMOVAL_KINDS = frozenset({"removed", "page_removed"})
 

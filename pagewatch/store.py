@@ -26,7 +26,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .errors import NotFound, StoreError, WorkspaceError
-from .models import REMOVAL_KINDS, Watch, header
+from .models import NOT_MODIFIED, REMOVAL_KINDS, Watch, header
 
 DB_NAME = "pagewatch.db"
 BUSY_TIMEOUT_S = 30.0
@@ -403,10 +403,17 @@ class Store:
 
     def capture_before(self, row: CheckRow) -> CheckRow | None:
         """The capture of the same watch just before ``row`` in capture time."""
+        return self._neighbour(row, "<", "DESC")
+
+    def capture_after(self, row: CheckRow) -> CheckRow | None:
+        """The capture of the same watch just after ``row`` in capture time."""
+        return self._neighbour(row, ">", "")
+
+    def _neighbour(self, row: CheckRow, side: str, order: str) -> CheckRow | None:
         rows = self._captures(
             "watch_id = ? AND outcome = 'capture'"
-            " AND (checked_at < ? OR (checked_at = ? AND id < ?))"
-            " ORDER BY checked_at DESC, id DESC LIMIT 1",
+            f" AND (checked_at {side} ? OR (checked_at = ? AND id {side} ?))"
+            f" ORDER BY checked_at {order}, id {order} LIMIT 1",
             [row.watch_id, iso(row.checked_at), iso(row.checked_at), row.id],
         )
         return rows[0] if rows else None
@@ -415,20 +422,10 @@ class Store:
         """When a capture of the watch last came with its body (not as a 304)."""
         row = self.db.execute(
             "SELECT MAX(checked_at) FROM checks WHERE watch_id = ? AND outcome = 'capture'"
-            " AND message != 'not modified (304)'",
-            [watch_id],
+            " AND message != ?",
+            [watch_id, NOT_MODIFIED],
         ).fetchone()
         return parse_iso(row[0]) if row and row[0] else None
-
-    def capture_after(self, row: CheckRow) -> CheckRow | None:
-        """The capture of the same watch just after ``row`` in capture time."""
-        rows = self._captures(
-            "watch_id = ? AND outcome = 'capture'"
-            " AND (checked_at > ? OR (checked_at = ? AND id > ?))"
-            " ORDER BY checked_at, id LIMIT 1",
-            [row.watch_id, iso(row.checked_at), iso(row.checked_at), row.id],
-        )
-        return rows[0] if rows else None
 
     def pending(self, watch_id: int) -> list[CheckRow]:
         """Captures stored but not yet compared (normally the one just stored; after a crash,
