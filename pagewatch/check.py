@@ -269,6 +269,8 @@ class Checker:
         content_type = content_type or capture.header("content-type")
         changed = previous is None or previous.sha256 != capture.sha256
         row = _capture_row(watch_id, capture, chash, content_type)
+        if not_modified:  # whichever path stores it, it is no full fetch (see last_full_fetch)
+            row["message"] = NOT_MODIFIED
         blob = None if not_modified else (capture.body, capture.sha256)
         if (
             compare
@@ -277,8 +279,6 @@ class Checker:
             and _same_input(previous, capture, content_type, chash)
         ):
             # an unchanged page costs a hash and a row: nothing to extract, nothing to compare
-            if not_modified:
-                row["message"] = NOT_MODIFIED
             check_id, _ = self.store.add_check(
                 row,
                 blob=blob,

@@ -352,3 +352,26 @@ def test_validators_are_dropped_when_the_last_full_fetch_is_a_day_old(
     assert messages[3] == ""  # 30 h after the last full fetch: fetched in full
     [alert] = alerts(store)
     assert alert["kind"] == "removed"
+
+
+def test_a_304_stored_by_the_ordinary_path_is_still_marked_not_modified(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from pagewatch.models import Capture
+
+    server.set("/p", Page(WITH.encode(), etag='"v1"'))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    store.db.execute("UPDATE checks SET compared = 0 WHERE id = 1")  # not the fast path
+    # a 304 whose validators were read before the capture became pending (a race)
+    reply = Capture(w.url, w.url, 304, (("ETag", '"v1"'),), b"", "", datetime.now(UTC))
+
+    async def go() -> None:
+        async with make_client(check_module.FetchPolicy()) as client:
+            await Checker(store, client, clock, confirm_delay=0)._record(w, reply, compare=False)
+
+    asyncio.run(go())
+    rows = store.db.execute("SELECT message, sha256 FROM checks ORDER BY id").fetchall()
+    assert rows[1] == ("not modified (304)", rows[0][1])
