@@ -142,3 +142,38 @@ def mark(op: str, text: str) -> str:
     core = text.strip()
     lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()) :]
     return f"{lead}[-{core}-]{trail}" if op == "-" else f"{lead}{{+{core}+}}{trail}"
+
+
+@dataclass(frozen=True)
+class StoredCapture:
+    """One stored capture as an evidence bundle writes it (the body is read from its blob)."""
+
+    capture_id: int
+    list: str  # the watchlist the watch belongs to
+    watch_url: str  # the watched URL as the watchlist has it
+    target_uri: str  # the URL that answered (the final URL after redirects)
+    status: int
+    headers: tuple[tuple[str, str], ...]  # response headers in received order
+    sha256: str  # hex digest of the raw body as stored
+    captured_at: datetime  # UTC
+    chain: str  # the workspace's tamper-evident chain value for this capture
+    source: str  # "live", "import" or "wayback"
+    redirects: tuple[Redirect, ...] = ()
+    not_modified: bool = False  # a 304 answer standing for the previous body
+
+
+@dataclass(frozen=True)
+class ArchivedResponse:
+    """A response read from an archive (a WARC/WACZ record or a Wayback capture), ready to store."""
+
+    target_uri: str
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes  # payload as received: transfer-encoding undone, content-encoding intact
+    captured_at: datetime  # UTC, timezone-aware
+    origin: str  # where it came from, for messages: "bundle.warc.gz#1234" or a Wayback URL
+    record_id: str = ""  # WARC-Record-ID when there is one
+    pagewatch: dict[str, object] | None = None  # pagewatch's own entry for it, from its bundles
+
+    def header(self, name: str) -> str | None:
+        return header(self.headers, name)
