@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import NotFound
 from .health import BLIND_CHECKS, Health, RecentCheck, health
-from .models import Watch, mark
+from .models import HEALTH_KINDS, Watch, mark
 from .store import Store, iso, parse_iso
 
 STATUSES = ("new", "acked", "all")
@@ -42,6 +42,12 @@ def alert_json(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"],
         "acked_at": row["acked_at"],
         "note": row["note"],
+        "source": row.get("source", "live"),
+        # how much the page shrank: visible text (characters) and raw body (bytes); None: unknown
+        "chars_before": row.get("chars_before"),
+        "chars_after": row.get("chars_after"),
+        "bytes_before": row.get("bytes_before"),
+        "bytes_after": row.get("bytes_after"),
     }
 
 
@@ -62,6 +68,10 @@ def ack(store: Store, alert_ids: Sequence[int], now: datetime, note: str = "") -
 def window(alert: dict[str, Any]) -> str:
     if alert["kind"] == "restored":
         return f"still missing {alert['last_seen_at']}, back {alert['first_missing_at']}"
+    if alert["kind"] == "restored_health":
+        return f"still out {alert['last_seen_at']}, back {alert['first_missing_at']}"
+    if alert["kind"] in HEALTH_KINDS:
+        return f"last captured {alert['last_seen_at']}, raised {alert['first_missing_at']}"
     return f"last seen {alert['last_seen_at']}, first missing {alert['first_missing_at']}"
 
 
@@ -71,6 +81,8 @@ def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
     ``style(text, kind)`` may colour a removed ("-") or inserted ("+") piece for a terminal.
     """
     kind = alert["kind"]
+    if kind in HEALTH_KINDS:
+        return _health_lines(alert)
     went = "came back" if kind == "restored" else "went"
     before_label, after_label = (
         ("still missing", "back at      ")
@@ -86,6 +98,7 @@ def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
     lines += [
         f"  list           {alert['list']}",
         f"  count          {alert['count_before']} -> {alert['count_after']}",
+        *_size_lines(alert),
         f"  {before_label}  {alert['last_seen_at']}  snapshot {alert['snapshot_before']}",
         f"  {after_label}  {alert['first_missing_at']}  snapshot {alert['snapshot_after']}",
         f"  captures       #{alert['capture_before']} -> #{alert['capture_after']}",
@@ -104,6 +117,50 @@ def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
     passage = "".join(pieces) if pieces else alert["context"] or "(no passage recorded)"
     lines += ["  " + line for line in passage.splitlines() or [""]]
     return lines
+
+
+def _size_lines(alert: dict[str, Any]) -> list[str]:
+    """How much the page shrank (or grew) between the two captures, when known."""
+    parts = []
+    for unit, before, after in (
+        ("characters of text", alert.get("chars_before"), alert.get("chars_after")),
+        ("bytes", alert.get("bytes_before"), alert.get("bytes_after")),
+    ):
+        if before is None or after is None:
+            continue
+        change = f" ({(after - before) * 100 / before:+.0f}%)" if before else ""
+        parts.append(f"{before:,} -> {after:,} {unit}{change}")
+    return [f"  page size      {part}" for part in parts]
+
+
+def _health_lines(alert: dict[str, Any]) -> list[str]:
+    """`pagewatch show` for an alert about the watch itself (blocked, failing, restored)."""
+    says = {
+        "blocked": "the watch is blind: its checks meet a stand-in page, not the page",
+        "failing": "the watch is failing: no successful capture for several intervals",
+        "restored_health": "the watch captures its page again",
+    }[alert["kind"]]
+    before, after = (
+        ("still out at ", "back at      ")
+        if alert["kind"] == "restored_health"
+        else ("last capture ", "raised at    ")
+    )
+    snapshot_before = alert["snapshot_before"] or "-"
+    snapshot_after = alert["snapshot_after"] or "-"
+    return [
+        f"Alert {alert['id']}: {alert['kind']} · {says}",
+        f"  url            {alert['url']}",
+        f"  list           {alert['list']}",
+        f"  {before}  {alert['last_seen_at']}  snapshot {snapshot_before}",
+        f"  {after}  {alert['first_missing_at']}  snapshot {snapshot_after}",
+        f"  checks         #{alert['capture_before']} -> #{alert['capture_after']}",
+        f"  status         {alert['status']}"
+        + (f" at {alert['acked_at']}" if alert["acked_at"] else "")
+        + (f" ({alert['note']})" if alert["note"] else ""),
+        "",
+        "Why:",
+        f"  {alert['context']}",
+    ]
 
 
 def history(store: Store, url: str, list_name: str | None = None) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from . import detect, diff, extract, match
+from . import detect, diff, extract, health, match
 from .errors import StoreError, WorkspaceError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content, fetch
 from .models import (
@@ -40,7 +40,7 @@ from .models import (
     PhraseGroup,
     Watch,
 )
-from .store import CheckRow, Store, iso
+from .store import CheckRow, Store, iso, parse_iso
 
 if TYPE_CHECKING:
     import httpx
@@ -206,6 +206,7 @@ class Checker:
         bad watch never stops a pass; a workspace that cannot be written (full disk, read-only)
         raises WorkspaceError, since every other check would fail the same way.
         """
+        self._health(watch)  # first, what a crash may have left unraised after the last check
         result = await self._fetch(watch)
         try:
             outcome = await self._record(watch, result)
@@ -214,8 +215,50 @@ class Checker:
         except Exception as exc:  # one watch's trouble must not end the pass
             log.exception("error %s [%s]: %s", watch.url, watch.list, exc)
             return CheckOutcome(watch, "error", False, (), f"{type(exc).__name__}: {exc}", None)
+        raised = self._health(watch)
+        if raised:
+            ids, note = raised
+            outcome = replace(
+                outcome, alert_ids=outcome.alert_ids + ids, message=f"{outcome.message}, {note}"
+            )
         log.info("%s %s [%s] %s", outcome.outcome, watch.url, watch.list, outcome.message)
         return outcome
+
+    def _health(self, watch: Watch) -> tuple[tuple[int, ...], str] | None:
+        """Raise the health alert the watch's latest check calls for, once a spell (see
+        health.py); the alert's id and a note, or None. Never fails the check it follows."""
+        try:
+            ids = self.store.watch_id(watch.url, watch.list)
+            recent = self.store.health_checks(ids[0], health.BLIND_CHECKS) if ids else []
+            if not recent:
+                return None
+            latest, previous = recent[0], None
+            spell = self.store.spell(ids[0])
+            if latest["outcome"] == "capture":
+                if not spell:
+                    return None  # the usual case: seeing the page, and no spell to end
+                previous, latest = self.store.spell_end(ids[0])
+            good, first = self.store.health_marks(ids[0])
+            assert first is not None  # the watch has checks
+            verdict = health.health(
+                watch,
+                [health.RecentCheck(parse_iso(c["checked_at"]), c["outcome"], c["reason"],
+                                    c["message"]) for c in recent],
+                parse_iso(good["checked_at"]) if good else None,
+                parse_iso(first["checked_at"]),
+                parse_iso(latest["checked_at"]),  # as of that check, whenever this runs
+            )  # fmt: skip
+            kind = health.alert_kind(verdict, recent)
+            if not kind or kind in spell or (kind == "restored_health" and previous is None):
+                return None
+            row = health.alert_row(kind, verdict, latest, previous, good or first)
+            alert_id = self.store.raise_health(
+                {**row, "watch_id": ids[0], "created_at": iso(self.now())}
+            )
+        except StoreError as exc:
+            log.error("%s: watch health not recorded: %s", watch.url, exc)
+            return None
+        return ((alert_id,), f"{kind} (alert {alert_id})") if alert_id else None
 
     async def _fetch(self, watch: Watch) -> Capture | FailedCheck:
         host = urlsplit(watch.url).hostname or ""
@@ -393,8 +436,15 @@ class Checker:
         return True
 
     async def _alerts(
-        self, watch: Watch, before: CheckRow, after: CheckRow, after_known: Analysis | None
+        self,
+        watch: Watch,
+        before: CheckRow,
+        after: CheckRow,
+        after_known: Analysis | None,
+        open_removals: set[str] | None = None,
     ) -> list[dict[str, Any]]:
+        """The alerts a change from ``before`` to ``after`` raises (not yet stored).
+        ``open_removals``: as of ``after`` (default: as the store has them now)."""
         before_counts, before_text = await self._counts_now(before, watch)
         after_counts, after_text = await self._counts_now(after, watch)
         if after_known is not None:
@@ -406,7 +456,9 @@ class Checker:
             before_counts,
             after_counts,
             page_gone=page_gone,
-            open_removals=self.store.open_removals(after.watch_id),
+            open_removals=(
+                self.store.open_removals(after.watch_id) if open_removals is None else open_removals
+            ),
         )
         if not findings:
             return []
@@ -417,6 +469,12 @@ class Checker:
         found: list[Context | None] = [None] * len(findings)
         if before_text is not None and after_text is not None:
             found = await self._run(contexts, before_text, after_text, watch.groups, findings)
+        sizes = {  # how much the page shrank (or grew): its visible text and its raw body
+            "chars_before": None if before_text is None else len(before_text),
+            "chars_after": None if after_text is None else len(after_text),
+            "bytes_before": self.store.body_size(before.sha256),
+            "bytes_after": self.store.body_size(after.sha256),
+        }
         rows = []
         for finding, context in zip(findings, found, strict=True):
             alias = context.alias if context else ""
@@ -451,6 +509,8 @@ class Checker:
                     "context_parts": json.dumps(parts, ensure_ascii=False),
                     "status": "new",
                     "created_at": iso(self.now()),
+                    "source": alert_source(before, after),
+                    **sizes,
                 }
             )
         return rows
@@ -506,6 +566,12 @@ class Checker:
             log.warning("the extraction pool broke; extracting in this process from now on")
             self.executor = None
             return await loop.run_in_executor(None, functools.partial(job, *args))
+
+
+def alert_source(before: CheckRow, after: CheckRow) -> str:
+    """Where an alert's evidence came from: ``live`` unless a capture was imported or
+    backfilled (then that capture's source, the later one's first)."""
+    return next((row.source for row in (after, before) if row.source != "live"), "live")
 
 
 def _as_before(reply: Capture, previous: CheckRow | None, chash: str) -> Capture | FailedCheck:

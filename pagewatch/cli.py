@@ -9,6 +9,8 @@ import logging
 import sqlite3
 import sys
 import tempfile
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from . import alerts as alerts_api
 from . import workspace
 from .check import CONFIRM_DELAY_S, CheckOutcome
 from .errors import NotFound, PagewatchError, UsageError, WatchlistError
+from .fetch import FetchPolicy
 from .store import DB_NAME, Store, utcnow
 from .watchlist import add_watch, format_interval, load_watchlist
 
@@ -67,6 +70,17 @@ def _root(ctx: click.Context) -> Path:
 
 def _store(ctx: click.Context, readonly: bool = False) -> Store:
     return workspace.open_store(_root(ctx), readonly=readonly)
+
+
+def _policy(deadline: float) -> FetchPolicy:
+    """The fetch limits, with the total deadline given (the read timeout never outlasts it)."""
+    defaults = FetchPolicy()
+    return replace(
+        defaults,
+        deadline=deadline,
+        connect_timeout=min(defaults.connect_timeout, deadline),
+        read_timeout=min(defaults.read_timeout, deadline),
+    )
 
 
 def _json(value: Any) -> None:
@@ -153,6 +167,14 @@ def add(
     show_default=True,
     help="Seconds before the second fetch that confirms a removal.",
 )
+@click.option(
+    "--deadline",
+    "--timeout",
+    type=click.FloatRange(min=0.1, max=3600),
+    default=FetchPolicy.deadline,
+    show_default=True,
+    help="Seconds one fetch may take in all (redirects included) before it counts as failed.",
+)
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -161,6 +183,7 @@ def check(
     concurrency: int,
     per_host: int,
     confirm_delay: float,
+    deadline: float,
 ) -> None:
     """Check the chosen watches (default: all) once, now.
 
@@ -191,6 +214,7 @@ def check(
                     concurrency=concurrency,
                     per_host=per_host,
                     confirm_delay=confirm_delay,
+                    policy=_policy(deadline),
                 )
             )
     finally:
@@ -253,9 +277,9 @@ def alerts_cmd(ctx: click.Context, as_json: bool, status: str, list_name: str | 
         click.echo(f"No {'' if status == 'all' else status + ' '}alerts.")
         return
     for a in rows:
+        what = f"{a['group']:<14}  {a['alias']!r:<16}" if a["group"] else f"{'(the watch)':<32}"
         click.echo(
-            f"{a['id']:>4}  {a['status']:<5}  {a['kind']:<12}  {a['group']:<14}  "
-            f"{a['alias']!r:<16}  {a['url']}\n"
+            f"{a['id']:>4}  {a['status']:<5}  {a['kind']:<12}  {what}  {a['url']}\n"
             f"{'':6}{alerts_api.window(a)}"
         )
 
@@ -336,6 +360,436 @@ def history(ctx: click.Context, url: str, list_name: str | None, as_json: bool) 
     several = len({e["list"] for e in entries}) > 1
     for entry in entries:
         click.echo(alerts_api.history_line(entry, with_list=several))
+
+
+def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    """A date or date-time in ISO 8601; without an offset it is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 date such as 2020-12-08 or 2020-12-08T18:00Z"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@cli.command()
+@click.option(
+    "--around", "moment", metavar="DATE", required=True, callback=_moment,
+    help="The date to look around (ISO 8601; UTC unless it says otherwise).",
+)  # fmt: skip
+@click.option(
+    "--days",
+    type=click.FloatRange(min=0),
+    default=7,
+    show_default=True,
+    help="Days either side of the date.",
+)
+@click.option("--list", "list_name", help="Only removals of this watchlist.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of alerts.")
+@click.pass_context
+def changes(
+    ctx: click.Context, moment: datetime, days: float, list_name: str | None, as_json: bool
+) -> None:
+    """Every removal whose window overlaps the days around a date (a report's publication, say)."""
+    from .timeline import changes_around
+
+    store = _store(ctx, readonly=True)
+    try:
+        rows = [alerts_api.alert_json(r) for r in changes_around(store, moment, days, list_name)]
+    finally:
+        store.close()
+    if as_json:
+        _json(rows)
+        return
+    start, end = moment - timedelta(days=days), moment + timedelta(days=days)
+    span = f"{start.date().isoformat()} .. {end.date().isoformat()}"
+    if not rows:
+        click.echo(f"No removals with a window overlapping {span}.")
+        return
+    click.echo(f"Removals with a window overlapping {span}:")
+    for a in rows:
+        click.echo(
+            f"{a['id']:>4}  {a['kind']:<12}  {a['group']:<14}  {a['alias']!r:<16}  {a['url']}\n"
+            f"{'':6}{alerts_api.window(a)}"
+            + (f"  [{a['source']}]" if a["source"] != "live" else "")
+        )
+
+
+@cli.command()
+@click.argument("phrase")
+@click.option("--list", "lists", multiple=True, help="Only this watchlist (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object a page.")
+@click.pass_context
+def timeline(ctx: click.Context, phrase: str, lists: tuple[str, ...], as_json: bool) -> None:
+    """When a phrase group (by name or alias) was on each watched page, from all captures."""
+    from .timeline import presence_by_watch
+
+    watches = workspace.select_watches(_root(ctx), lists)
+    store = _store(ctx, readonly=True)
+    try:
+        group, pages = presence_by_watch(store, watches, phrase)
+    finally:
+        store.close()
+    if as_json:
+        _json([page.as_json() for page in pages])
+        return
+    click.echo(f"Phrase group {group!r}:")
+    for page in pages:
+        click.echo(f"  {page.watch.url} [{page.watch.list}]")
+        if not page.spans:
+            click.echo("      never seen in a capture")
+        for span in page.spans:
+            click.echo(f"      {span.line()}")
+
+
+@cli.command()
+@click.pass_context
+def fsck(ctx: click.Context) -> None:
+    """Check the workspace: database integrity, every snapshot against its SHA-256, and the
+    chain of captures. Exits 1 naming each problem found."""
+    from .fsck import fsck as check_workspace
+
+    store = _store(ctx, readonly=True)
+    show_bar = sys.stderr.isatty()
+    try:
+        with click.progressbar(
+            length=1, label="Checking snapshots", file=sys.stderr, hidden=not show_bar
+        ) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            report = check_workspace(store, progress)
+    finally:
+        store.close()
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    click.echo(
+        f"{report.captures} captures, {report.snapshots} snapshots checked:"
+        f" {'ok' if report.ok else f'{len(report.problems)} problems'}"
+    )
+    if not report.ok:
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+        raise _Failed(f"{_root(ctx)}: the workspace failed its check")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8650, show_default=True, help="Port."
+)
+@click.option(
+    "--token",
+    envvar="PAGEWATCH_TOKEN",
+    help="Secret every request must carry (default: $PAGEWATCH_TOKEN); required off loopback.",
+)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
+    """Review alerts in a local web app: inbox, alert pages, watch histories (Ctrl-C stops)."""
+    from .web.server import serve as serve_app  # only `serve` needs the web stack
+
+    def ready(url: str) -> None:
+        click.echo(f"Serving {_root(ctx)} at {url}  (Ctrl-C stops)")
+
+    serve_app(_root(ctx), host=host, port=port, token=token, on_ready=ready)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="The HTML file to write.",
+)
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Only alerts whose phrase was first missing on or after this day (UTC), YYYY-MM-DD.",
+)
+@click.option("--list", "list_name", help="Only alerts of this watchlist.")
+@click.pass_context
+def report(ctx: click.Context, out: Path, since: datetime | None, list_name: str | None) -> None:
+    """Write the alerts as one self-contained HTML file that opens offline, anywhere."""
+    from .report import write_report
+
+    made = write_report(_root(ctx), out, since.date() if since else None, list_name, utcnow())
+    count = len(made.entries)
+    click.echo(f"Wrote {out}: {count} alert{'' if count == 1 else 's'}")
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The folder to write the copy into: new, or empty.",
+)
+@click.pass_context
+def backup(ctx: click.Context, out: Path) -> None:
+    """Copy the workspace (database, snapshots, watchlists) into a new folder, consistently,
+    even while `pagewatch run` writes to it; the copy is then checked whole."""
+    from .backup import backup as copy_workspace
+
+    show_bar = sys.stderr.isatty()
+    with click.progressbar(
+        length=1, label="Copying snapshots", file=sys.stderr, hidden=not show_bar
+    ) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        made = copy_workspace(_root(ctx), out, progress)
+    click.echo(
+        f"Backed up {_root(ctx)} to {made.target}: {made.captures} captures,"
+        f" {made.snapshots} snapshots ({made.snapshot_bytes:,} bytes copied),"
+        f" {made.watchlists} watchlists"
+    )
+    if not made.ok:
+        for problem in made.problems:
+            click.echo(f"  {problem}")
+        raise _Failed(f"{made.target}: the copy failed its check ({len(made.problems)} problems)")
+
+
+def _bar(label: str, total: int) -> Any:
+    """A progress bar on stderr, shown only to a person at a terminal."""
+    return click.progressbar(
+        length=max(total, 1), label=label, file=sys.stderr, hidden=not sys.stderr.isatty()
+    )
+
+
+@cli.command()
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The bundle to write: NAME.wacz (WACZ 1.1) or NAME.warc.gz (WARC 1.1).",
+)
+@click.option("--list", "list_name", help="Only captures of this watchlist.")
+@click.option("--url", help="Only captures of this watched URL.")
+@click.option("--since", metavar="DATE", callback=_moment, help="Only captures from this date.")
+@click.option("--until", metavar="DATE", callback=_moment, help="Only captures up to this date.")
+@click.option("--alert", "alert_id", type=ALERT_ID, help="One alert's evidence package instead.")
+@click.pass_context
+def export(
+    ctx: click.Context,
+    out: Path,
+    list_name: str | None,
+    url: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    alert_id: int | None,
+) -> None:
+    """Write captures, with their metadata and alerts, to a dated WACZ or WARC bundle."""
+    from .export import Selection
+    from .export import export as write
+
+    if alert_id is not None and (list_name or url or since or until):
+        raise UsageError("--alert takes no --list, --url, --since or --until")
+    if out.exists():
+        raise UsageError(f"{out}: exists already; bundles are never overwritten")
+    selection = Selection(list_name, url, since, until, alert_id)
+    root = _root(ctx)
+    watches = workspace.select_watches(root)
+    store = _store(ctx, readonly=True)
+    try:
+        with _bar("Exporting", 1) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.length = total
+                bar.update(done - bar.pos)
+
+            summary = write(store, watches, out, selection, now=utcnow(), progress=progress)
+    finally:
+        store.close()
+    click.echo(
+        f"Wrote {summary.path}: {summary.captures} captures ({summary.responses} responses,"
+        f" {summary.revisits} revisits), {summary.bytes:,} bytes"
+    )
+    click.echo(f"sha256 {summary.sha256}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--against-workspace",
+    is_flag=True,
+    help="Also check the bundle's captures against this workspace's digests and chain.",
+)
+@click.pass_context
+def verify(ctx: click.Context, path: Path, against_workspace: bool) -> None:
+    """Recompute every digest in a WACZ or WARC bundle; exit 1 naming each failure.
+
+    Strict: a missing digest or manifest, an extra, missing or duplicate file, or a path leaving
+    the package fails; a zip bomb or a zip-slip path is refused before anything is extracted.
+    """
+    from .bundle import verify as check_bundle
+    from .export import chain_problems, check_against
+    from .responses import read_metadata
+
+    report = check_bundle(path)
+    problems = list(report.problems)
+    metadata = read_metadata(path) if report.ok else None
+    if metadata:
+        problems += chain_problems(metadata)
+    if against_workspace:
+        if metadata is None:
+            problems.append(f"{path}: no pagewatch metadata to check against the workspace")
+        else:
+            store = _store(ctx, readonly=True)
+            try:
+                problems += check_against(store, metadata)
+            finally:
+                store.close()
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        raise _Failed(f"{path}: FAILED verification ({len(problems)} problems)")
+    captures = len(metadata.get("captures", {})) if metadata else 0
+    click.echo(
+        f"{path}: OK ({report.checked} records and files verified"
+        + (f", {captures} pagewatch captures chained" if metadata else "")
+        + (", matching this workspace" if against_workspace else "")
+        + ")"
+    )
+
+
+@cli.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--no-add-watches",
+    is_flag=True,
+    help="Do not add to the watchlists the watches a pagewatch bundle carries.",
+)
+@click.pass_context
+def import_cmd(ctx: click.Context, path: Path, no_add_watches: bool) -> None:
+    """Add a WARC or WACZ's captures of watched URLs, with their original times; then decide
+    each affected watch's whole timeline again. Importing twice adds nothing.
+
+    A pagewatch bundle's watches are added to the watchlists if missing, so a bundle can be
+    imported into a new, empty workspace (created if need be).
+    """
+    root = _root(ctx)
+    if workspace.init(root):
+        click.echo(f"Initialised {root}")
+    store = _store(ctx)
+    try:
+        with _bar("Importing", 0) as bar:
+
+            def seen(response: Any, what: str) -> None:
+                bar.update(1)
+
+            summary, redone, notes = workspace.import_bundle(
+                store, root, path, add_watches=not no_add_watches, on_response=seen
+            )
+    finally:
+        store.close()
+    for note in notes:
+        click.echo(note)
+    click.echo(f"{path}: {summary.line()}")
+    _echo_redone(redone)
+
+
+@cli.command()
+@click.argument("urls", nargs=-1)
+@click.option("--list", "lists", multiple=True, help="Only this watchlist (repeatable).")
+@click.option("--from", "since", metavar="DATE", callback=_moment, help="Earliest capture date.")
+@click.option("--to", "until", metavar="DATE", callback=_moment, help="Latest capture date.")
+@click.option(
+    "--wayback-url",
+    default="https://web.archive.org",
+    show_default=True,
+    help="The archive's base URL (its CDX API and id_ replays).",
+)
+@click.option(
+    "--min-interval",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="Seconds between requests to the archive.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(0, 20),
+    default=5,
+    show_default=True,
+    help="Retries of a failed request (429, 5xx, dropped connection), backing off each time.",
+)
+@click.option(
+    "--backoff",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds of the first backoff (doubling after; the archive's Retry-After wins).",
+)
+@click.pass_context
+def backfill(
+    ctx: click.Context,
+    urls: tuple[str, ...],
+    lists: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    wayback_url: str,
+    min_interval: float,
+    retries: int,
+    backoff: float,
+) -> None:
+    """Bring in each watch's history from the Wayback Machine (source `wayback`), then decide
+    its whole timeline again. Resumable: captures already stored are not fetched again."""
+    from .wayback import WaybackPolicy
+
+    if not wayback_url.startswith(("http://", "https://")):
+        raise UsageError(f"--wayback-url {wayback_url!r}: not an http(s) URL")
+    root = _root(ctx)
+    watches = workspace.select_watches(root, lists, urls)
+    policy = WaybackPolicy(
+        base_url=wayback_url.rstrip("/"),
+        min_interval_s=min_interval,
+        retries=retries,
+        backoff_s=backoff,
+    )
+    store = _store(ctx)
+    try:
+
+        def event(watch: Any, what: str, done: int, total: int) -> None:
+            if what == "listed":
+                click.echo(f"{watch.url}: {total} captures to fetch", err=True)
+            elif what == "failed" and total == 0:
+                click.echo(f"{watch.url}: the archive's index could not be read", err=True)
+            elif total and (done == total or done % 10 == 0):
+                click.echo(f"  {done}/{total}", err=True)
+
+        summary, redone = asyncio.run(
+            workspace.backfill_watches(
+                store, watches, policy, since=since, until=until, on_event=event
+            )
+        )
+    finally:
+        store.close()
+    click.echo(f"Backfill: {summary.line()}")
+    for failure in summary.failed:
+        click.echo(f"  failed: {failure}")
+    _echo_redone(redone)
+
+
+def _echo_redone(redone: Any) -> None:
+    added = [i for r in redone for i in r.added]
+    moved = [i for r in redone for i in r.moved]
+    if added:
+        click.echo("New alerts: " + " ".join(map(str, added)) + "  (pagewatch show ID)")
+    if moved:
+        click.echo("Alerts whose window the new captures narrowed: " + " ".join(map(str, moved)))
+    stale = [i for r in redone for i in r.stale]
+    if stale:
+        kept = " ".join(map(str, stale))
+        click.echo(f"Alerts the timeline no longer implies (kept; review them): {kept}")
+    if not (added or moved):
+        click.echo("No new alerts.")
 
 
 @cli.command()

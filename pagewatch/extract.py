@@ -23,7 +23,7 @@ from pagewatch.models import Extracted
 
 #: Bump when a change to these rules can change the text of an unchanged page: stored counts made
 #: under another version are then recounted before they are compared, never trusted as they are.
-RULES_VERSION = 2
+RULES_VERSION = 3
 
 __all__ = ["check_selector", "visible_text"]
 
@@ -45,6 +45,8 @@ _REFUSED_CODECS = frozenset(
 )
 _BOMS = (
     (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16's, which it starts with
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
@@ -73,6 +75,20 @@ _BINARY_TYPES = frozenset(
 _HTML_START = re.compile(r"[\s\ufeff]*<[a-zA-Z!?]")
 _HTML_SKELETON = re.compile(r"<(?:!doctype\s+html|html|head|body|meta|title)[\s>/]", re.IGNORECASE)
 _BINARY_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+_BINARY_CHARS = re.compile("[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+_BINARY_SAMPLE = 4096  # characters looked at to tell binary data served as text
+# The first bytes of files that are never text, whatever type they are served as (a PDF opens
+# with lines of text, so its control bytes may come too late to tell).
+_BINARY_MAGIC = (
+    b"%PDF-", b"\x89PNG", b"GIF87a", b"GIF89a", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b",
+    b"7z\xbc\xaf", b"Rar!\x1a\x07", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd", b"OggS\x00", b"ID3\x03",
+    b"ID3\x04", b"wOFF", b"wOF2", b"\x00asm", b"\xd0\xcf\x11\xe0", b"\x7fELF", b"MZ\x90\x00",
+)  # fmt: skip
+_ASCII = bytes(range(0x80))
+_HIGH_RUN = re.compile(rb"[\x80-\xff]{2,}")
+#: bytes in valid multi-byte UTF-8 characters that outweigh a declared legacy charset: fewer
+#: could be a legacy text that happens to be valid UTF-8 (two GBK characters can be)
+_UTF8_EVIDENCE = 8
 
 # Bytes of characters XML cannot hold (lxml refuses them in text), and DEL.
 _NOT_XML = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
@@ -113,6 +129,7 @@ class _Decoded(NamedTuple):
     text: str
     encoding: str  # the Python codec
     utf8: bytes | None  # the body itself, BOM dropped, when it is valid UTF-8
+    problem: str = ""  # why the text cannot be known: the charset is a guess we will not make
 
 
 def check_selector(selector: str) -> None:
@@ -150,6 +167,13 @@ def visible_text(
 
     plain = mime == "text/plain"
     decoded = _decode(body, header_charset, sniff_meta=not plain)
+    # An image, an archive or a compressed body under a text type: its "text" is noise. (UTF-16
+    # is told by its characters; any other charset keeps control bytes as they are.)
+    sample = decoded.text if _is_wide(decoded.encoding) else body[:_BINARY_SAMPLE].decode("latin-1")
+    if body.startswith(_BINARY_MAGIC) or _is_binary_data(sample):
+        return Extracted("", "", readable=False, note="not text: binary data" + _as(mime))
+    if decoded.problem:
+        return Extracted("", decoded.encoding, readable=False, note=decoded.problem)
     if mime in _HTML_TYPES or (not plain and _looks_like_html(decoded.text)):
         return _html_text(decoded, compiled, huge)
     encoding = decoded.encoding
@@ -179,7 +203,18 @@ def _is_text_type(mime: str) -> bool:
 
 
 def _looks_like_text(body: bytes, encoding: str) -> bool:
-    return encoding.startswith("utf-16") or not _BINARY_BYTES.search(body, 0, 1024)
+    return _is_wide(encoding) or not _BINARY_BYTES.search(body, 0, 1024)
+
+
+def _as(mime: str) -> str:
+    return f" as {mime}" if mime else ""
+
+
+def _is_binary_data(text: str) -> bool:
+    """More control characters than a text ever has (a stray one or two in a page is not
+    binary), in whatever charset the body was read."""
+    found = len(_BINARY_CHARS.findall(text, 0, _BINARY_SAMPLE))
+    return found >= max(8, min(len(text), _BINARY_SAMPLE) // 50)
 
 
 def _looks_like_html(text: str) -> bool:
@@ -201,41 +236,101 @@ def _codec(label: str) -> str | None:
 
 
 def _decode(body: bytes, header_charset: str | None, *, sniff_meta: bool) -> _Decoded:
-    """Decode ``body``: header charset, then BOM, then ``<meta>``, then UTF-8 or windows-1252."""
+    """Decode ``body``: header charset, then BOM, then ``<meta>``, then UTF-8 or windows-1252.
+
+    A declaration the bytes contradict is not followed into mojibake (which reads as every
+    phrase gone): a UTF-16 BOM beats a header naming another charset, clean UTF-8 text beats a
+    declared legacy charset, and a body that is neither what it declares nor readable by the
+    fallbacks has no text we can know (``problem`` says so).
+    """
+    bom = next((name for mark, name in _BOMS if body.startswith(mark)), None)
     encoding = _codec(header_charset) if header_charset else None
     if encoding in ("utf-16", "utf-32"):
-        encoding = "utf-16-be" if body.startswith(codecs.BOM_UTF16_BE) else "utf-16-le"
+        encoding = "utf-16-be" if bom == "utf-16-be" else "utf-16-le"
+    if _is_wide(encoding) and bom is None and b"\0" not in body[:1024] and b"<" in body[:1024]:
+        encoding = None  # markup in single bytes, no zero among them: not UTF-16, whatever it says
+    if bom and encoding != bom and (_is_wide(bom) or _is_wide(encoding)):
+        encoding = bom  # a UTF-16 body cannot be read as anything else, nor UTF-8 as UTF-16
     if encoding is None:
-        encoding = next((name for bom, name in _BOMS if body.startswith(bom)), None)
+        encoding = bom
     if encoding is None and sniff_meta:
         encoding = _meta_charset(body)
-    for bom, name in _BOMS:
-        if name == encoding and body.startswith(bom):
-            body = body[len(bom) :]
+    if encoding is None:
+        encoding = _utf16_without_bom(body)
+    for mark, name in _BOMS:
+        if name == encoding and body.startswith(mark):
+            body = body[len(mark) :]
     if encoding not in (None, "utf-8"):
+        if not _is_wide(encoding) and _clean_utf8_text(body):
+            return _Decoded(body.decode("utf-8"), "utf-8", body)  # the declaration lies
         return _Decoded(body.decode(encoding, errors="replace"), encoding, None)
 
     body = body.removeprefix(codecs.BOM_UTF8)
     try:
         return _Decoded(body.decode("utf-8"), "utf-8", body)
     except UnicodeDecodeError:
-        if encoding == "utf-8":  # declared: bad bytes are bad bytes
-            return _Decoded(body.decode("utf-8", errors="replace"), "utf-8", None)
-    try:  # undeclared: a multi-byte character cut off at the very end still means UTF-8
+        pass
+    try:  # a multi-byte character cut off at the very end still means UTF-8
         return _Decoded(
             codecs.getincrementaldecoder("utf-8")().decode(body, final=False), "utf-8", None
         )
     except UnicodeDecodeError:
         pass
-    # Undeclared and not clean UTF-8: a page of UTF-8 with a stray Latin-1 byte in its footer is
-    # still UTF-8 (reading it all as windows-1252 would turn 维吾尔 into mojibake: a false
-    # removal). Go by the evidence: valid multi-byte characters against invalid bytes.
+    # Not clean UTF-8, declared so or not: a page of UTF-8 with a stray Latin-1 byte in its
+    # footer is still UTF-8 (reading it all as windows-1252 would turn 维吾尔 into mojibake: a
+    # false removal). Go by the evidence: valid multi-byte characters against invalid bytes.
+    # (Bytes, not characters: one valid 3-byte character is better evidence than one bad byte.)
     text = body.decode("utf-8", errors="replace")
     invalid = text.count("\ufffd")
-    multibyte = sum(1 for char in text if char > "\x7f") - invalid
-    if multibyte > invalid:
+    if len(body.translate(None, _ASCII)) - invalid > invalid:
         return _Decoded(text, "utf-8", None)
+    if encoding == "utf-8" and sniff_meta:  # a header saying UTF-8 over a page that is not
+        meta = _meta_charset(body)
+        if meta not in (None, "utf-8"):
+            return _Decoded(body.decode(meta, errors="replace"), meta, None)
+    if _multibyte_legacy(body):
+        # Runs of high bytes: GBK, Big5, Shift_JIS, EUC-KR, a Cyrillic code page... Guessing one
+        # is guessing the words; windows-1252 would be mojibake. No text is the honest answer.
+        what = "not UTF-8 as declared" if encoding == "utf-8" else "not UTF-8 and none declared"
+        return _Decoded("", "", None, f"unknown charset: {what}, and not Western text")
     return _Decoded(body.decode("cp1252", errors="replace"), "cp1252", None)
+
+
+def _is_wide(encoding: str | None) -> bool:
+    return encoding is not None and encoding.startswith(("utf-16", "utf-32"))
+
+
+def _clean_utf8_text(body: bytes) -> bool:
+    """Valid UTF-8 with enough multi-byte characters that it cannot be a legacy charset's text."""
+    if len(body.translate(None, _ASCII)) < _UTF8_EVIDENCE:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _utf16_without_bom(body: bytes) -> str | None:
+    """UTF-16 told by its zero bytes: Latin text in UTF-16 has one in every other byte."""
+    sample = body[:1024]
+    half = len(sample) // 2
+    if half < 4:
+        return None
+    even, odd = sample[0 : 2 * half : 2].count(0), sample[1 : 2 * half : 2].count(0)
+    if odd * 3 >= half and even * 10 <= odd:
+        return "utf-16-le"
+    if even * 3 >= half and odd * 10 <= even:
+        return "utf-16-be"
+    return None
+
+
+def _multibyte_legacy(body: bytes) -> bool:
+    """Do the high bytes come in runs (a multi-byte or non-Latin charset), not one by one
+    between ASCII letters the way accents do in windows-1252 text?"""
+    high = len(body.translate(None, _ASCII))
+    in_runs = sum(map(len, _HIGH_RUN.findall(body)))
+    return in_runs >= 4 and in_runs * 2 > high
 
 
 def _meta_charset(body: bytes) -> str | None:

@@ -11,18 +11,23 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import socket
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import brotli
 import httpx
+import zstandard
 
 from .models import Capture, FailedCheck, Redirect
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 GONE_STATUSES = frozenset({404, 410})
 USER_AGENT = "pagewatch/0.1 (phrase-removal monitor; +https://github.com/pagewatch/pagewatch)"
+#: every coding decode_content can undo, each under the decoded-size cap
+ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ def make_client(policy: FetchPolicy, max_connections: int = 32) -> httpx.AsyncCl
         timeout=timeout,
         limits=limits,
         follow_redirects=False,
-        headers={"User-Agent": policy.user_agent, "Accept-Encoding": "gzip, deflate"},
+        headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
         trust_env=False,
     )
 
@@ -133,6 +138,7 @@ async def _fetch(
                     raise _Failure(
                         "bad_redirect", f"redirect to an invalid URL {location!r}"
                     ) from exc
+                await _check_resolved(next_url)
                 hops.append(Redirect(url=str(target), status=status, location=str(next_url)))
                 if str(next_url) in seen:
                     raise _Failure("redirect_loop", f"redirect loop back to {next_url}", status)
@@ -147,6 +153,7 @@ async def _fetch(
             if not (200 <= status < 300 or status in GONE_STATUSES or not_modified):
                 raise _Failure(f"http_{status}", _status_message(response), status)
             body = await _read_capped(response, policy.max_body)
+            await _refuse_excess(response)
         finally:
             await response.aclose()
         headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw)
@@ -171,17 +178,100 @@ def _checked_url(url: str | httpx.URL) -> httpx.URL:
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https"):
         raise _Failure("bad_redirect", f"refusing non-HTTP URL {str(parsed)[:200]}")
-    host = parsed.host
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return parsed
-    if address.is_link_local or address in _METADATA_V6:
+    host = parsed.host.rstrip(".").lower()
+    if host in _METADATA_HOSTS:
+        raise _Failure("refused_address", f"refusing cloud metadata host {host}")
+    address = _literal_address(host)
+    if address is not None and _refused(address):
         raise _Failure("refused_address", f"refusing link-local/metadata address {host}")
     return parsed
 
 
-_METADATA_V6 = ipaddress.ip_network("fd00:ec2::/64")
+async def _check_resolved(url: httpx.URL) -> None:
+    """Refuse a redirect to a host name that resolves to a link-local/metadata address.
+
+    Only redirect targets are resolved here (the watched URL is the analyst's choice); a name
+    that does not resolve is left to the connection attempt to report.
+    """
+    host = url.host
+    if not host or _literal_address(host) is not None:
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        found = await loop.getaddrinfo(host, url.port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return
+    for *_, sockaddr in found:
+        address = _literal_address(str(sockaddr[0]).split("%")[0])
+        if address is not None and _refused(address):
+            raise _Failure(
+                "refused_address", f"refusing {host}: it resolves to link-local address {address}"
+            )
+
+
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host names literally, including the forms getaddrinfo also reads as one
+    (2852039166, 0xA9FEA9FE, 0251.0376.0251.0376, 169.254.43518); None for a host name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Link-local (169.254.0.0/16, fe80::/10: where cloud metadata services live) or a known
+    metadata address, also when an IPv6 address carries one of them (::ffff:a.b.c.d, NAT64)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or (
+            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None
+        )
+        if embedded is not None:
+            address = embedded
+    return address.is_link_local or any(address in net for net in _METADATA_NETS)
+
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_METADATA_NETS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+    ipaddress.IPv6Network("fd00:ec2::/64"),  # AWS IMDS over IPv6 (fd00:ec2::254)
+    ipaddress.IPv4Network("100.100.100.200/32"),  # Alibaba Cloud metadata
+)
+_METADATA_HOSTS = frozenset(
+    {"metadata", "metadata.google.internal", "metadata.goog", "instance-data",
+     "instance-data.ec2.internal"}
+)  # fmt: skip
+
+
+async def _refuse_excess(response: httpx.Response) -> None:
+    """Fail a response whose server sent more than the body it declared.
+
+    A body longer than its Content-Length (or data after the last chunk) means the length lies:
+    the body we hold is cut short, and a cut page reads like a removal. h11 keeps such bytes for
+    a response nobody asked for; httpx has no public way to see them, so this looks through
+    httpcore's private attributes (finding nothing should they change) and closes the
+    connection, which would otherwise hand those bytes to the next request as its answer.
+    """
+    connection: object = response.stream
+    for name in ("_stream", "_httpcore_stream", "_stream", "_connection"):
+        connection = getattr(connection, name, None)
+    trailing = getattr(getattr(connection, "_h11_state", None), "trailing_data", None)
+    if not (isinstance(trailing, tuple) and trailing and isinstance(trailing[0], bytes)):
+        return
+    extra = trailing[0]
+    if not extra:
+        return
+    close = getattr(connection, "aclose", None)
+    if close is not None:
+        await close()
+    if not extra.strip() or response.status_code in (204, 304):
+        return  # a stray CRLF after the body; a body after a 304, which has none: ignored
+    declared = response.headers.get("content-length")
+    what = f"its Content-Length of {declared}" if declared else "the end of its last chunk"
+    message = f"the server sent more than {what} ({len(extra):,} bytes more at least)"
+    raise _Failure("bad_length", message + ": the body would be cut short")
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
@@ -197,11 +287,21 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def read_body(response: httpx.Response, limit: int) -> bytes:
+    """The raw body under the cap, refused when the server sends more than it declared: the
+    reading fetch() does, for other readers of raw bodies (wayback.py). Raises ValueError."""
+    body = await _read_capped(response, limit)
+    await _refuse_excess(response)
+    return body
+
+
 def decode_content(body: bytes, encoding: str, limit: int) -> bytes | None:
     """Undo a Content-Encoding with a cap on the output; None if there is none to undo.
 
     Raises ValueError (a `_Failure`) for an unknown coding, a corrupt or truncated stream, or
-    output over the cap: a body we cannot read whole is never read in part.
+    output over the cap: a body we cannot read whole is never read in part. Codings apply in
+    the order listed ("gzip, br": gzip first), so they are undone last first, each stage under
+    the cap, so a bomb in any layer stops at ``limit`` bytes of output.
     """
     codings = [c.strip().lower() for c in encoding.split(",") if c.strip()]
     codings = [c for c in codings if c != "identity"]
@@ -218,6 +318,10 @@ def decode_content(body: bytes, encoding: str, limit: int) -> bytes | None:
                 if failure.reason == "too_large":
                     raise
                 data = _inflate(data, -zlib.MAX_WBITS, limit)  # raw deflate, as some servers send
+        elif coding == "br":
+            data = _unbrotli(data, limit)
+        elif coding == "zstd":
+            data = _unzstd(data, limit)
         else:
             raise _Failure("bad_encoding", f"unsupported content-encoding {coding!r}")
     return data
@@ -243,6 +347,66 @@ def _inflate(data: bytes, wbits: int, limit: int, members: bool = False) -> byte
         rest = inflater.unused_data
         if not members or not rest.strip(b"\0"):
             return b"".join(out)
+
+
+_STEP = 1024 * 1024  # decoded bytes asked for at a time from brotli and zstd
+
+
+def _unbrotli(data: bytes, limit: int) -> bytes:
+    """Decode a whole brotli stream or fail; the output is drawn a step at a time."""
+    decoder = brotli.Decompressor()
+    out: list[bytes] = []
+    size = 0
+    try:
+        chunk = decoder.process(data, output_buffer_limit=_STEP)
+        while True:
+            size += len(chunk)
+            if size > limit:
+                raise _Failure("too_large", f"decompressed body over the cap of {limit:,} bytes")
+            out.append(chunk)
+            if decoder.can_accept_more_data():  # all input read and all output drawn
+                break
+            chunk = decoder.process(b"", output_buffer_limit=_STEP)
+    except brotli.error as exc:
+        raise _Failure("bad_encoding", f"corrupt brotli body: {exc}") from exc
+    if not decoder.is_finished():
+        raise _Failure("bad_encoding", "truncated compressed body")
+    return b"".join(out)
+
+
+#: the largest zstd window we decode (RFC 8878 advises decoders to support 8 MiB): a frame
+#: asking for more would make us reserve that much memory before writing a byte
+ZSTD_MAX_WINDOW = 8 * 1024 * 1024
+
+
+def _unzstd(data: bytes, limit: int) -> bytes:
+    """Decode every zstd frame of a body or fail; never a prefix."""
+    decompressor = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW)
+    out: list[bytes] = []
+    size = 0
+    try:
+        with decompressor.stream_reader(data, read_across_frames=True) as reader:
+            while chunk := reader.read(min(_STEP, limit + 1 - size)):
+                size += len(chunk)
+                if size > limit:
+                    raise _Failure(
+                        "too_large", f"decompressed body over the cap of {limit:,} bytes"
+                    )
+                out.append(chunk)
+        # The reader stops quietly at a frame cut short: walk the frames to see each one end.
+        # Each decompress() here makes no more than the reader made above, within the cap.
+        rest = data
+        while True:
+            frame = decompressor.decompressobj()
+            frame.decompress(rest)
+            if not frame.eof:
+                raise _Failure("bad_encoding", "truncated compressed body")
+            rest = frame.unused_data
+            if not rest:
+                break
+    except zstandard.ZstdError as exc:
+        raise _Failure("bad_encoding", f"corrupt zstd body: {exc}") from exc
+    return b"".join(out)
 
 
 def _status_message(response: httpx.Response) -> str:

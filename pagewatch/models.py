@@ -12,6 +12,12 @@ NOT_MODIFIED = "not modified (304)"
 
 #: alert kinds that say a phrase went; `restored` says one came back
 REMOVAL_KINDS = frozenset({"removed", "page_removed"})
+#: the alert kinds detection decides from captures' counts (health alerts are not among them)
+CHANGE_KINDS = REMOVAL_KINDS | {"restored"}
+#: alert kinds about the watch itself, not a phrase: it met stand-in pages several checks in a
+#: row (`blocked`), has had no successful capture for several intervals (`failing`), or
+#: captures fine again after either (`restored_health`). Their group is "".
+HEALTH_KINDS = frozenset({"blocked", "failing", "restored_health"})
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from .errors import NotFound, StoreError, WorkspaceError
-from .models import NOT_MODIFIED, REMOVAL_KINDS, Watch, header
+from .models import CHANGE_KINDS, NOT_MODIFIED, REMOVAL_KINDS, Watch, header
 
 DB_NAME = "pagewatch.db"
 BUSY_TIMEOUT_S = 30.0
@@ -125,6 +125,45 @@ def m002_compare_after_store(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_chain(db: sqlite_utils.Database) -> None:
+    """Every capture carries a hash chained to the workspace's previous capture (see chain_value),
+    so an edited or deleted capture row shows; existing captures are chained in id order."""
+    db.execute("ALTER TABLE checks ADD COLUMN chain TEXT")
+    db.execute("ALTER TABLE alerts ADD COLUMN source TEXT NOT NULL DEFAULT 'live'")
+    previous = ""
+    rows = db.execute(
+        "SELECT c.id, c.sha256, c.final_url, c.checked_at, c.status FROM checks c"
+        " WHERE c.sha256 IS NOT NULL ORDER BY c.id"
+    ).fetchall()
+    for check_id, sha256, final_url, checked_at, status in rows:
+        previous = chain_value(previous, sha256, final_url, checked_at, status)
+        db.execute("UPDATE checks SET chain = ? WHERE id = ?", [previous, check_id])
+
+
+@migrations()
+def m004_alert_sizes(db: sqlite_utils.Database) -> None:
+    """A removal alert says how much the page shrank: the visible text (characters) and the raw
+    body (bytes) of its two captures; NULL where unknown (alerts made before this)."""
+    db.executescript(
+        """
+        ALTER TABLE alerts ADD COLUMN chars_before INTEGER;
+        ALTER TABLE alerts ADD COLUMN chars_after INTEGER;
+        ALTER TABLE alerts ADD COLUMN bytes_before INTEGER;
+        ALTER TABLE alerts ADD COLUMN bytes_after INTEGER;
+        """
+    )
+
+
+def chain_value(
+    previous: str, sha256: str, url: str | None, checked_at: str, status: int | None
+) -> str:
+    """The chain value of a capture: SHA-256 over the previous capture's chain value and this
+    capture's body digest, URL (the one that answered), time and status, one per line."""
+    text = f"{previous}\n{sha256}\n{url or ''}\n{checked_at}\n{'' if status is None else status}"
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -157,6 +196,7 @@ class CheckRow:
     fingerprints: dict[str, str]
     headers: tuple[tuple[str, str], ...]
     compared: bool
+    source: str = "live"
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
@@ -287,14 +327,14 @@ class Store:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            raise _store_error(exc) from exc
+            raise _store_error(exc, self.root / DB_NAME) from exc
         try:
             yield self.db
             conn.execute("COMMIT")
         except sqlite3.OperationalError as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise _store_error(exc) from exc
+            raise _store_error(exc, self.root / DB_NAME) from exc
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -390,7 +430,7 @@ class Store:
 
     _CHECK_COLUMNS = (
         "id, watch_id, checked_at, outcome, status, final_url, sha256, content_type,"
-        " config_hash, redirects, headers, compared"
+        " config_hash, redirects, headers, compared, source"
     )
 
     def last_capture(self, watch_id: int) -> CheckRow | None:
@@ -467,6 +507,7 @@ class Store:
                     fingerprints=fingerprints,
                     headers=tuple((k, v) for k, v in json.loads(row[10])),
                     compared=bool(row[11]),
+                    source=row[12],
                 )
             )
         return rows
@@ -474,9 +515,10 @@ class Store:
     def open_removals(self, watch_id: int) -> set[str]:
         """Groups whose latest alert on this watch is a removal not yet followed by a restore."""
         rows = self.db.execute(
-            "SELECT grp, kind FROM alerts a WHERE watch_id = ? AND id = ("
-            " SELECT MAX(id) FROM alerts b WHERE b.watch_id = a.watch_id AND b.grp = a.grp)",
-            [watch_id],
+            "SELECT grp, kind FROM alerts a WHERE watch_id = ? AND kind IN (?, ?, ?) AND id = ("
+            " SELECT id FROM alerts b WHERE b.watch_id = a.watch_id AND b.grp = a.grp"
+            " AND b.kind IN (?, ?, ?) ORDER BY first_missing_at DESC, id DESC LIMIT 1)",
+            [watch_id, *sorted(CHANGE_KINDS), *sorted(CHANGE_KINDS)],
         ).fetchall()
         return {grp for grp, kind in rows if kind in REMOVAL_KINDS}
 
@@ -487,17 +529,20 @@ class Store:
         blob: tuple[bytes, str] | None = None,
         counts: Sequence[dict[str, Any]] = (),
         compared: bool = False,
+        in_order: bool = True,
     ) -> tuple[int, str]:
         """Store one check with its blob and counts, before anything is compared.
 
         Returns the check's id and its outcome. A capture older than one already stored for
         the watch (a slow fetch overtaken by another process's) is kept as evidence but marked
         ``superseded``: captures are compared in capture-time order, never out of it.
+        ``in_order=False`` (imported history, placed anywhere in the timeline and compared by
+        re-detection over the whole of it) skips that rule.
         """
         stored_size = self.blobs.put(*blob) if blob else 0
         with self.write() as db:
             outcome = check["outcome"]
-            if outcome == "capture":
+            if outcome == "capture" and in_order:
                 newer = db.execute(
                     "SELECT 1 FROM checks WHERE watch_id = ? AND outcome = 'capture'"
                     " AND checked_at > ? LIMIT 1",
@@ -512,6 +557,8 @@ class Store:
                 )
             done = compared or outcome != "capture"  # nothing to compare, or compared already
             row = {**check, "outcome": outcome, "compared": int(done)}
+            if row.get("sha256"):
+                row["chain"] = _next_chain(db, row)
             check_id = _insert(db, "checks", row)
             for count in counts:
                 _insert(db, "counts", {**count, "check_id": check_id})
@@ -556,6 +603,140 @@ class Store:
         for row in rows:
             row["counts"] = counts.get(row["id"], {})
         return rows
+
+    # -- whole timelines (import, backfill, re-detection) ----------------------------------
+
+    def captures_at(self, watch_id: int, checked_at: datetime, sha256: str) -> int:
+        """How many captures of this watch at this time with this body are stored."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM checks WHERE watch_id = ? AND checked_at = ? AND sha256 = ?",
+            [watch_id, iso(checked_at), sha256],
+        ).fetchone()
+        return int(row[0])
+
+    def capture_moments(self, watch_id: int, source: str) -> set[datetime]:
+        """The capture times of a watch's captures from one source (what a backfill has done)."""
+        rows = self.db.execute(
+            "SELECT checked_at FROM checks WHERE watch_id = ? AND source = ?"
+            " AND sha256 IS NOT NULL",
+            [watch_id, source],
+        ).fetchall()
+        return {parse_iso(r[0]) for r in rows}
+
+    def timeline(self, watch_id: int) -> tuple[list[CheckRow], int]:
+        """Every comparable capture of a watch in capture-time order (the ones a comparison once
+        set aside too), and the watch's latest check id, which settle() checks is unchanged."""
+        rows = self._captures(
+            "watch_id = ? AND sha256 IS NOT NULL"
+            " AND outcome IN ('capture', 'unconfirmed', 'superseded') ORDER BY checked_at, id",
+            [watch_id],
+        )
+        return rows, self._latest_check(watch_id)
+
+    def _latest_check(self, watch_id: int) -> int:
+        row = self.db.execute("SELECT MAX(id) FROM checks WHERE watch_id = ?", [watch_id])
+        return int(row.fetchone()[0] or 0)
+
+    def watch_alerts(self, watch_id: int, kinds: frozenset[str]) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(kinds))
+        return list(
+            self.db.query(
+                f"SELECT * FROM alerts WHERE watch_id = ? AND kind IN ({marks}) ORDER BY id",
+                [watch_id, *sorted(kinds)],
+            )
+        )
+
+    def settle(
+        self,
+        watch_id: int,
+        latest_check: int,
+        outcomes: dict[int, tuple[str, bool, str]],
+        updates: Sequence[tuple[int, dict[str, Any]]],
+        inserts: Sequence[dict[str, Any]],
+    ) -> list[int] | None:
+        """Write what re-detecting a watch's timeline decided, in one transaction: each
+        capture's outcome (``capture`` or ``unconfirmed``), whether it is compared, and why;
+        alerts whose window moved; new alerts. Returns the new alerts' ids, or None (nothing
+        written) if a check of the watch was stored since the timeline was read."""
+        with self.write() as db:
+            if self._latest_check(watch_id) != latest_check:
+                return None
+            for check_id, (outcome, compared, why) in outcomes.items():
+                db.execute(  # an unconfirmed capture says why; one no longer unconfirmed, nothing
+                    "UPDATE checks SET outcome = ?1, compared = ?2,"
+                    " reason = CASE WHEN ?1 = 'unconfirmed' THEN 'unconfirmed'"
+                    "  WHEN reason = 'unconfirmed' THEN '' ELSE reason END,"
+                    " message = CASE WHEN ?1 = 'unconfirmed' THEN ?3"
+                    "  WHEN reason = 'unconfirmed' THEN '' ELSE message END"
+                    " WHERE id = ?4",
+                    [outcome, int(compared), why, check_id],
+                )
+            for alert_id, fields in updates:
+                assignments = ", ".join(f"{column} = ?" for column in fields)
+                db.execute(
+                    f"UPDATE alerts SET {assignments} WHERE id = ?", [*fields.values(), alert_id]
+                )
+            return [_insert(db, "alerts", row) for row in inserts]
+
+    # -- evidence ------------------------------------------------------------------------
+
+    def evidence(
+        self,
+        *,
+        list_name: str | None = None,
+        url: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        check_ids: Sequence[int] = (),
+    ) -> Iterator[dict[str, Any]]:
+        """Stored checks with their watch and counts, in capture-time order, for export: every
+        capture (whatever its outcome: all are evidence) and every failed check."""
+        where: list[str] = ["1"]
+        args: list[Any] = []
+        for clause, value in (
+            ("w.list = ?", list_name),
+            ("w.url = ?", url),
+            ("c.checked_at >= ?", iso(since) if since else None),
+            ("c.checked_at <= ?", iso(until) if until else None),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if check_ids:
+            where.append(f"c.id IN ({','.join('?' * len(check_ids))})")
+            args.extend(check_ids)
+        previous_chain = (
+            "(SELECT p.chain FROM checks p WHERE p.sha256 IS NOT NULL AND p.id < c.id"
+            " ORDER BY p.id DESC LIMIT 1)"
+        )
+        cursor = self.db.execute(
+            f"SELECT c.*, w.list AS list, w.url AS watch_url, w.every AS every,"
+            f" {previous_chain} AS chain_prev FROM checks c JOIN watches w ON w.id = c.watch_id"
+            f" WHERE {' AND '.join(where)} ORDER BY c.checked_at, c.id",
+            args,
+        )
+        columns = [d[0] for d in cursor.description]
+        for values in cursor:
+            row = dict(zip(columns, values, strict=True))
+            row["counts"], row["aliases"] = {}, {}
+            for grp, count, aliases in self.db.execute(
+                "SELECT grp, count, aliases FROM counts WHERE check_id = ?", [row["id"]]
+            ):
+                row["counts"][grp] = count
+                row["aliases"][grp] = json.loads(aliases)
+            yield row
+
+    def chains(self, check_ids: Sequence[int]) -> dict[int, tuple[str | None, str | None]]:
+        """The stored digest and chain value of the given checks, by id."""
+        found: dict[int, tuple[str | None, str | None]] = {}
+        for start in range(0, len(check_ids), 500):
+            part = list(check_ids[start : start + 500])
+            for check_id, sha256, chain in self.db.execute(
+                f"SELECT id, sha256, chain FROM checks WHERE id IN ({','.join('?' * len(part))})",
+                part,
+            ):
+                found[check_id] = (sha256, chain)
+        return found
 
     # -- alerts --------------------------------------------------------------------------
 
@@ -605,6 +786,192 @@ class Store:
                 )
         return fresh
 
+    def unack(self, alert_ids: Sequence[int]) -> list[int]:
+        """Take acknowledgements back (note included); all ids must exist. Returns those that
+        were acknowledged."""
+        with self.write() as db:
+            marks = ",".join("?" * len(alert_ids))
+            found = {
+                r[0]: r[1]
+                for r in db.execute(
+                    f"SELECT id, status FROM alerts WHERE id IN ({marks})", list(alert_ids)
+                )
+            }
+            missing = [i for i in alert_ids if i not in found]
+            if missing:
+                raise NotFound(
+                    "no alert " + ", ".join(str(i) for i in missing) + "; nothing was changed"
+                )
+            acked = [i for i in alert_ids if found[i] == "acked"]
+            for alert_id in acked:
+                db.execute(
+                    "UPDATE alerts SET status = 'new', acked_at = NULL, note = '' WHERE id = ?",
+                    [alert_id],
+                )
+        return acked
+
+    # -- watch health ----------------------------------------------------------------------
+
+    def body_size(self, sha256: str | None) -> int | None:
+        """The raw size of a stored body (as received), None if there is none."""
+        if not sha256:
+            return None
+        row = self.db.execute("SELECT size FROM snapshots WHERE sha256 = ?", [sha256]).fetchone()
+        return int(row[0]) if row else None
+
+    def health_checks(self, watch_id: int, count: int) -> list[dict[str, Any]]:
+        """The watch's latest ``count`` checks, newest first (capture-time order)."""
+        return list(
+            self.db.query(
+                "SELECT id, checked_at, outcome, reason, message, sha256, final_url FROM checks"
+                " WHERE watch_id = ? ORDER BY checked_at DESC, id DESC LIMIT ?",
+                [watch_id, count],
+            )
+        )
+
+    def health_marks(self, watch_id: int) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The watch's latest successful capture and its first check (None when there is none)."""
+        columns = "id, checked_at, outcome, reason, message, sha256, final_url"
+        good = list(
+            self.db.query(
+                f"SELECT {columns} FROM checks WHERE watch_id = ? AND outcome = 'capture'"
+                " ORDER BY checked_at DESC, id DESC LIMIT 1",
+                [watch_id],
+            )
+        )
+        first = list(
+            self.db.query(
+                f"SELECT {columns} FROM checks WHERE watch_id = ? ORDER BY checked_at, id LIMIT 1",
+                [watch_id],
+            )
+        )
+        return (good[0] if good else None), (first[0] if first else None)
+
+    def check_before(self, check: dict[str, Any]) -> dict[str, Any] | None:
+        """The check of the same watch just before ``check`` (a row of health_checks)."""
+        rows = list(
+            self.db.query(
+                "SELECT id, checked_at, outcome, reason, message, sha256, final_url FROM checks"
+                " WHERE watch_id = (SELECT watch_id FROM checks WHERE id = ?)"
+                " AND (checked_at < ? OR (checked_at = ? AND id < ?))"
+                " ORDER BY checked_at DESC, id DESC LIMIT 1",
+                [check["id"], check["checked_at"], check["checked_at"], check["id"]],
+            )
+        )
+        return rows[0] if rows else None
+
+    def raise_health(self, row: dict[str, Any]) -> int | None:
+        """Store a health alert unless its spell has one already; its id, or None.
+
+        A spell runs from the watch's last ``restored_health`` alert: it holds at most one
+        ``blocked`` and one ``failing``, and ends with one ``restored_health``, which needs
+        one of them. Decided inside the write transaction, so two processes never both raise.
+        """
+        with self.write() as db:
+            kinds = _spell(db, row["watch_id"])
+            wanted = bool(kinds) if row["kind"] == "restored_health" else row["kind"] not in kinds
+            if not wanted:
+                return None
+            return _insert(db, "alerts", row)
+
+    def spell_end(self, watch_id: int) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+        """The watch's last failed or unusable check (None if none) and the capture after it
+        that ended the spell (the latest check when there is no such capture)."""
+        columns = "id, checked_at, outcome, reason, message, sha256, final_url"
+        bad = list(
+            self.db.query(
+                f"SELECT {columns} FROM checks WHERE watch_id = ?"
+                " AND outcome IN ('failed', 'unusable') ORDER BY checked_at DESC, id DESC LIMIT 1",
+                [watch_id],
+            )
+        )
+        after = "AND (checked_at > ? OR (checked_at = ? AND id > ?)) AND outcome = 'capture'"
+        args = [bad[0]["checked_at"], bad[0]["checked_at"], bad[0]["id"]] if bad else []
+        back = list(
+            self.db.query(
+                f"SELECT {columns} FROM checks WHERE watch_id = ? {after if bad else ''}"
+                f" ORDER BY checked_at {'' if bad else 'DESC'}, id {'' if bad else 'DESC'}"
+                " LIMIT 1",
+                [watch_id, *args],
+            )
+        )
+        return (bad[0] if bad else None), back[0]
+
+    def spell(self, watch_id: int) -> set[str]:
+        """The health alerts (`blocked`, `failing`) of the watch's current spell (see
+        raise_health): a read, so most checks need not take the write lock to learn that."""
+        return _spell(self.db, watch_id)
+
+    def vacuum_into(self, target: Path) -> None:
+        """A consistent copy of the database at ``target`` (one read transaction: a `run`
+        writing meanwhile is neither blocked nor half-copied)."""
+        try:
+            self.db.execute("VACUUM INTO ?", [str(target)])
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise WorkspaceError(f"the disk is full: cannot write {target}") from exc
+            raise WorkspaceError(f"cannot write {target}: {exc}") from exc
+
+    def snapshot_names(self) -> list[str]:
+        """The SHA-256 of every stored body the database names, in order."""
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT sha256 FROM snapshots UNION"
+                " SELECT sha256 FROM checks WHERE sha256 IS NOT NULL ORDER BY 1"
+            )
+        ]
+
+    # -- review (`pagewatch serve`, `pagewatch report`) ----------------------------------
+
+    def alert_stamp(self) -> tuple[int, int]:
+        """The newest alert's id and the number of new alerts: it changes when alerts arrive
+        or are acknowledged, so a page showing alerts knows when it is out of date."""
+        row = self.db.execute(
+            "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(status = 'new'), 0) FROM alerts"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def watches(self) -> list[dict[str, Any]]:
+        """Every watch the database knows, in the order they were first seen."""
+        return list(self.db.query("SELECT * FROM watches ORDER BY id"))
+
+    def watch(self, watch_id: int) -> dict[str, Any]:
+        rows = list(self.db.query("SELECT * FROM watches WHERE id = ?", [watch_id]))
+        if not rows:
+            raise NotFound(f"no watch {watch_id}")
+        return rows[0]
+
+    def check(self, check_id: int) -> dict[str, Any]:
+        """One stored check as its row has it (headers and redirects as JSON text)."""
+        rows = list(self.db.query("SELECT * FROM checks WHERE id = ?", [check_id]))
+        if not rows:
+            raise NotFound(f"no capture {check_id}")
+        return rows[0]
+
+
+def _next_chain(db: sqlite_utils.Database, row: dict[str, Any]) -> str:
+    """The chain value of a capture about to be inserted (inside the write transaction)."""
+    last = db.execute(
+        "SELECT chain FROM checks WHERE sha256 IS NOT NULL ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    previous = last[0] if last and last[0] else ""
+    return chain_value(
+        previous, row["sha256"], row.get("final_url"), row["checked_at"], row.get("status")
+    )
+
+
+def _spell(db: sqlite_utils.Database, watch_id: int) -> set[str]:
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT kind FROM alerts WHERE watch_id = ? AND kind IN ('blocked', 'failing') AND id >"
+            " (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE watch_id = ?"
+            "  AND kind = 'restored_health')",
+            [watch_id, watch_id],
+        )
+    }
+
 
 def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
     """Insert one row; plain SQL, as sqlite-utils' insert() re-reads the schema on every call."""
@@ -615,10 +982,10 @@ def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
     return cursor.lastrowid
 
 
-def _store_error(exc: sqlite3.OperationalError) -> StoreError | WorkspaceError:
+def _store_error(exc: sqlite3.OperationalError, path: Path) -> StoreError | WorkspaceError:
     text = str(exc)
     if "readonly" in text or "read-only" in text:
-        return WorkspaceError(f"the workspace database is read-only: {text}")
+        return WorkspaceError(f"the workspace is read-only: cannot write {path} ({text})")
     if "full" in text:
-        return WorkspaceError(f"the disk is full: {text}")
+        return WorkspaceError(f"the disk is full: cannot write {path} ({text})")
     return StoreError(f"database error: {text}")

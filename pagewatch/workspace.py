@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -10,11 +11,14 @@ from datetime import datetime
 from pathlib import Path
 
 from .check import CONFIRM_DELAY_S, Checker, CheckOutcome, PassSummary, make_executor
-from .errors import UsageError
+from .errors import UsageError, WatchlistError
 from .fetch import FetchPolicy, make_client
-from .models import Watch
+from .ingest import Ingested, backfill, ingest, normal_url
+from .models import ArchivedResponse, Watch
 from .store import DB_NAME, Store, utcnow
-from .watchlist import load_watchlists
+from .timeline import Redetected, redetect
+from .watchlist import add_watch, load_watchlists
+from .wayback import WaybackPolicy
 
 ENV_VAR = "PAGEWATCH_WORKSPACE"
 
@@ -94,3 +98,108 @@ async def check_pass(
         if executor is not None:
             with contextlib.suppress(Exception):
                 executor.shutdown(wait=True, cancel_futures=True)
+
+
+async def redetect_watches(
+    store: Store,
+    watches: Sequence[Watch],
+    *,
+    now: Callable[[], datetime] = utcnow,
+    policy: FetchPolicy = FetchPolicy(),
+    on_done: Callable[[Redetected], None] | None = None,
+) -> list[Redetected]:
+    """Decide each watch's whole timeline again (after history was added to it)."""
+    executor = make_executor(len(watches))
+    done = []
+    try:
+        async with make_client(policy) as client:  # re-detection reads; it never fetches
+            checker = Checker(store, client, now, policy=policy, executor=executor)
+            for watch in watches:
+                result = await redetect(checker, watch)
+                done.append(result)
+                if on_done:
+                    on_done(result)
+    finally:
+        if executor is not None:
+            with contextlib.suppress(Exception):
+                executor.shutdown(wait=True, cancel_futures=True)
+    return done
+
+
+def adopt_bundle_watches(root: Path, metadata: dict[str, object] | None) -> list[str]:
+    """Add to the watchlists the watches a pagewatch bundle carries and the workspace lacks, so
+    its history can be imported into an empty workspace. Returns one line per watch added or
+    not addable."""
+    entries = metadata.get("watches") if metadata else None
+    if not isinstance(entries, list):
+        return []
+    have = {w.key for w in load_watchlists(root / "watchlists")}
+    lines = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        key = (str(entry.get("list", "")), str(entry.get("url", "")))
+        phrases = entry.get("phrases")
+        if key in have or not isinstance(phrases, dict):
+            continue
+        if not phrases:
+            lines.append(f"not added: {key[1]} [{key[0]}]: the bundle does not say its phrases")
+            continue
+        groups = [f"{name}={','.join(aliases)}" for name, aliases in phrases.items()]
+        try:
+            path = add_watch(
+                root / "watchlists",
+                key[0],
+                key[1],
+                groups,
+                every=str(entry.get("every") or "") or None,
+                selector=entry.get("selector") or None,
+            )
+        except WatchlistError as exc:
+            lines.append(f"not added: {key[1]} [{key[0]}]: {exc}")
+            continue
+        have.add(key)
+        lines.append(f"added {key[1]} to {path.name}")
+    return lines
+
+
+def import_bundle(
+    store: Store,
+    root: Path,
+    path: Path,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    add_watches: bool = True,
+    on_response: Callable[[ArchivedResponse, str], None] | None = None,
+) -> tuple[Ingested, list[Redetected], list[str]]:
+    """Import a WARC/WACZ's responses for watched URLs, then decide the affected watches again."""
+    from .responses import read_metadata, read_responses  # warcio and surt: only for bundles
+
+    metadata = read_metadata(path)
+    notes = adopt_bundle_watches(root, metadata) if add_watches else []
+    watches = load_watchlists(root / "watchlists")
+    watched = {normal_url(w.url) for w in watches}
+    accept = None if metadata else (lambda uri: normal_url(uri) in watched)
+    summary = ingest(store, watches, read_responses(path, accept=accept), "import",
+                     on_response=on_response)  # fmt: skip
+    redone = asyncio.run(redetect_watches(store, list(summary.watches.values()), now=now))
+    return summary, redone, notes
+
+
+async def backfill_watches(
+    store: Store,
+    watches: Sequence[Watch],
+    policy: WaybackPolicy,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    now: Callable[[], datetime] = utcnow,
+    on_event: Callable[[Watch, str, int, int], None] | None = None,
+) -> tuple[Ingested, list[Redetected]]:
+    """Backfill each watch from the Wayback Machine, then decide the affected watches again."""
+    async with make_client(policy.fetch, max_connections=2) as client:
+        summary = await backfill(
+            store, client, watches, policy, since=since, until=until, on_event=on_event
+        )
+    redone = await redetect_watches(store, list(summary.watches.values()), now=now)
+    return summary, redone

@@ -1,0 +1,336 @@
+"""History from elsewhere: responses read from WARC/WACZ bundles or fetched from the Wayback
+Machine, stored as captures with their original times and bytes.
+
+Each response is matched to the watches of its URL (for pagewatch's own bundles, to the watch
+its metadata names), classified exactly as a live capture would be (counted, or kept as
+``unusable`` with the reason), and stored under its SHA-256 with its source. A capture already
+stored for the watch at the same time with the same body is a duplicate and is skipped, so an
+import can be run again, and a backfill resumed, without adding anything twice. Nothing is
+compared here: the affected watches are decided again as a whole afterwards (see timeline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from . import detect
+from .check import (
+    POOL_THRESHOLD,
+    Analysis,
+    _capture_row,
+    _count_rows,
+    _gone_analysis,
+    analyse,
+    config_hash,
+    group_fingerprints,
+    make_executor,
+)
+from .errors import ArchiveError
+from .fetch import GONE_STATUSES, FetchPolicy, decode_content
+from .models import ArchivedResponse, Capture, Redirect, Watch
+from .store import Store, utcnow
+from .wayback import WaybackPolicy, capture_url, fetch_capture, list_captures
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("pagewatch.ingest")
+
+
+@dataclass
+class Ingested:
+    """What one import or backfill stored."""
+
+    added: int = 0  # new captures (comparable or not)
+    unusable: int = 0  # of those, kept as evidence but not comparable
+    duplicates: int = 0  # already in the workspace
+    unwatched: int = 0  # responses for URLs no watch has
+    failed: list[str] = field(default_factory=list)  # what could not be had, one line each
+    watches: dict[tuple[str, str], Watch] = field(default_factory=dict)  # every watch touched
+
+    def line(self) -> str:
+        return (
+            f"{self.added} captures added ({self.unusable} not comparable),"
+            f" {self.duplicates} already stored, {self.unwatched} for unwatched URLs,"
+            f" {len(self.watches)} watches affected"
+            + (f", {len(self.failed)} failed" if self.failed else "")
+        )
+
+
+def normal_url(url: str) -> str:
+    """A URL as archives and watchlists may both write it: lower-case scheme and host, no
+    default port, no fragment, ``/`` for an empty path."""
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    port = parts.port if parts.port not in (None, {"http": 80, "https": 443}.get(scheme)) else None
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{port}" if port else ""
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+class Matcher:
+    """Finds the watches a response belongs to."""
+
+    def __init__(self, watches: Sequence[Watch]):
+        self.by_key = {w.key: w for w in watches}
+        self.by_url: dict[str, list[Watch]] = {}
+        for watch in watches:
+            self.by_url.setdefault(normal_url(watch.url), []).append(watch)
+
+    def watches_for(self, response: ArchivedResponse) -> list[Watch]:
+        own = response.pagewatch or {}
+        key = (str(own.get("list", "")), str(own.get("watch_url", "")))
+        if key in self.by_key:
+            return [self.by_key[key]]
+        if own.get("watch_url"):  # moved to another list since, or the list was renamed
+            found = self.by_url.get(normal_url(str(own["watch_url"])), [])
+            if found:
+                return found
+        return self.by_url.get(normal_url(response.target_uri), [])
+
+
+#: responses analysed together; a batch this full starts a process pool, so both cores work
+BATCH = 32
+#: analyses kept for captures whose bytes (and everything else read with them) recur
+KNOWN_ANALYSES = 256
+
+
+def ingest(
+    store: Store,
+    watches: Sequence[Watch],
+    responses: Iterable[ArchivedResponse],
+    source: str,
+    *,
+    policy: FetchPolicy = FetchPolicy(),
+    on_response: Callable[[ArchivedResponse, str], None] | None = None,
+) -> Ingested:
+    """Store every response that belongs to a watch (see the module doc). ``on_response`` is
+    told each response and what became of it (added, unusable, duplicate, unwatched)."""
+    summary = Ingested()
+    matcher = Matcher(watches)
+    seen: dict[tuple[str, str, datetime, str], int] = {}
+    batch: list[_Pending] = []
+    known: dict[tuple[object, ...], Analysis] = {}  # an unchanged page is read once, not again
+    executor: Executor | None = None
+
+    def flush() -> None:
+        nonlocal executor
+        if len(batch) >= BATCH and executor is None:
+            executor = make_executor(POOL_THRESHOLD)
+        fresh = {item.key: item for item in batch if item.key not in known}
+        jobs = [(item.capture, item.content_type, item.watch, policy) for item in fresh.values()]
+        done = executor.map(_analysis_job, jobs) if executor else map(_analysis_job, jobs)
+        known.update(zip(fresh, done, strict=True))
+        while len(known) > KNOWN_ANALYSES:
+            del known[next(iter(known))]
+        for item in batch:
+            what = _save(store, item, known[item.key], source)
+            summary.added += 1
+            summary.unusable += what == "unusable"
+            if on_response:
+                on_response(item.response, what)
+        batch.clear()
+
+    try:
+        for response in responses:
+            targets = matcher.watches_for(response)
+            if not targets:
+                summary.unwatched += 1
+                if on_response:
+                    on_response(response, "unwatched")
+                continue
+            for watch in targets:
+                summary.watches[watch.key] = watch
+                pending = _prepare(store, watch, response, seen)
+                if pending is None:
+                    summary.duplicates += 1
+                    if on_response:
+                        on_response(response, "duplicate")
+                    continue
+                batch.append(pending)
+                if len(batch) >= BATCH:
+                    flush()
+        flush()
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+    return summary
+
+
+async def backfill(
+    store: Store,
+    client: httpx.AsyncClient,
+    watches: Sequence[Watch],
+    policy: WaybackPolicy,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    on_event: Callable[[Watch, str, int, int], None] | None = None,
+) -> Ingested:
+    """Each watch's captures from the Wayback Machine, stored with source ``wayback``.
+
+    Resumable: a capture already stored (by its archive time) is not fetched again, so an
+    interrupted backfill run again carries on where it stopped. A listing or a capture the
+    archive cannot give is noted in ``failed`` and the rest goes on. ``on_event(watch, what,
+    done, total)`` reports progress: "listed", then "added"/"unusable"/"duplicate"/"failed".
+    """
+    summary = Ingested()
+    for watch in watches:
+        watch_id = store.sync_watch(watch, config_hash(watch), utcnow())
+        summary.watches[watch.key] = watch
+        try:
+            rows = await list_captures(client, watch.url, policy=policy, since=since, until=until)
+        except ArchiveError as exc:
+            summary.failed.append(str(exc))
+            if on_event:
+                on_event(watch, "failed", 0, 0)
+            continue
+        done = store.capture_moments(watch_id, "wayback")
+        todo = [row for row in rows if row.captured_at not in done]
+        summary.duplicates += len(rows) - len(todo)
+        if on_event:
+            on_event(watch, "listed", 0, len(todo))
+        for number, row in enumerate(todo, 1):
+            try:
+                response = await fetch_capture(client, row, policy=policy)
+            except ArchiveError as exc:
+                log.warning("%s: %s", capture_url(row, policy.base_url), exc)
+                summary.failed.append(str(exc))
+                what = "failed"
+            else:
+                what = store_response(store, watch, response, "wayback", policy.fetch)
+                if what == "duplicate":
+                    summary.duplicates += 1
+                else:
+                    summary.added += 1
+                    summary.unusable += what == "unusable"
+            if on_event:
+                on_event(watch, what, number, len(todo))
+    return summary
+
+
+def store_response(
+    store: Store, watch: Watch, response: ArchivedResponse, source: str, policy: FetchPolicy
+) -> str:
+    """Store one archived response as a capture of ``watch``; returns what it became."""
+    pending = _prepare(store, watch, response, {})
+    if pending is None:
+        return "duplicate"
+    analysis = _analysis(pending.capture, pending.content_type, watch, policy)
+    return _save(store, pending, analysis, source)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A response on its way to be stored as a capture of a watch."""
+
+    response: ArchivedResponse
+    watch: Watch
+    watch_id: int
+    capture: Capture
+    content_type: str | None
+    config_hash: str
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """What the capture's analysis depends on: the same key, the same analysis."""
+        capture = self.capture
+        return (
+            capture.sha256, capture.status, self.content_type, self.config_hash, capture.url,
+            capture.final_url, bool(capture.redirects), capture.header("content-encoding"),
+        )  # fmt: skip
+
+
+def _prepare(
+    store: Store,
+    watch: Watch,
+    response: ArchivedResponse,
+    seen: dict[tuple[str, str, datetime, str], int],
+) -> _Pending | None:
+    """The capture a response makes, or None if it is a duplicate: a capture of the watch at the
+    same time with the same body. ``seen`` counts those met so far in one import: a bundle may
+    hold two (a confirming fetch in the same instant), and the second is only a duplicate if the
+    workspace has two already."""
+    chash = config_hash(watch)
+    watch_id = store.sync_watch(watch, chash, utcnow())
+    sha256 = hashlib.sha256(response.body).hexdigest()
+    captured_at = response.captured_at.astimezone(UTC)
+    key = (*watch.key, captured_at, sha256)
+    seen[key] = seen.get(key, 0) + 1
+    if store.captures_at(watch_id, captured_at, sha256) >= seen[key]:
+        return None
+    own = response.pagewatch or {}
+    capture = Capture(
+        url=watch.url,
+        final_url=response.target_uri,
+        status=response.status,
+        headers=response.headers,
+        body=response.body,
+        sha256=sha256,
+        captured_at=captured_at,
+        redirects=_redirects(own.get("redirects")),
+    )
+    return _Pending(response, watch, watch_id, capture, response.header("content-type"), chash)
+
+
+def _save(store: Store, pending: _Pending, analysis: Analysis, source: str) -> str:
+    capture = pending.capture
+    row = _capture_row(pending.watch_id, capture, pending.config_hash, pending.content_type)
+    row["source"] = source
+    row["message"] = f"from {pending.response.origin}"
+    counts: list[dict[str, Any]] = []
+    if analysis.usable:
+        counts = _count_rows(analysis.counts, group_fingerprints(pending.watch))
+    else:
+        row.update(outcome="unusable", reason=analysis.reason, message=analysis.note)
+    store.add_check(
+        row, blob=(capture.body, capture.sha256), counts=counts, compared=True, in_order=False
+    )
+    return "added" if analysis.usable else "unusable"
+
+
+def _analysis_job(job: tuple[Capture, str | None, Watch, FetchPolicy]) -> Analysis:
+    return _analysis(*job)
+
+
+def _analysis(
+    capture: Capture, content_type: str | None, watch: Watch, policy: FetchPolicy
+) -> Analysis:
+    """The capture read as a live check reads one: gone pages count zero, other non-2xx
+    answers and stand-in pages are not comparable."""
+    status = capture.status
+    if status in GONE_STATUSES:
+        return _gone_analysis(watch.groups)
+    if not 200 <= status < 300:
+        reason = f"http_{status}"
+        return Analysis("", {}, False, reason, f"archived answer HTTP {status}, not comparable")
+    try:
+        decoded = decode_content(
+            capture.body, capture.header("content-encoding") or "", policy.max_decoded
+        )
+    except ValueError as exc:
+        return Analysis("", {}, False, "unreadable", f"cannot undo its content-encoding: {exc}")
+    content = capture.body if decoded is None else decoded
+    analysis = analyse(content, content_type, watch.selector, watch.groups)
+    if analysis.usable and analysis.text:
+        why = detect.suspect(analysis.text, capture.url, capture.final_url, bool(capture.redirects))
+        if why:
+            return Analysis(analysis.text, analysis.counts, False, "suspect", why)
+    return analysis
+
+
+def _redirects(value: object) -> tuple[Redirect, ...]:
+    if not isinstance(value, list):
+        return ()
+    hops = []
+    for hop in value:
+        if isinstance(hop, dict) and {"url", "status", "location"} <= hop.keys():
+            hops.append(Redirect(str(hop["url"]), int(hop["status"]), str(hop["location"])))
+    return tuple(hops)
