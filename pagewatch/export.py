@@ -187,6 +187,7 @@ def _watch_entry(key: tuple[str, str], watch: Watch | None, rows: list[dict[str,
 
 def _capture_entry(row: dict[str, Any]) -> dict[str, Any]:
     return {
+        "id": row["id"],
         "list": row["list"],
         "watch_url": row["watch_url"],
         "target_uri": row["final_url"] or row["watch_url"],
@@ -208,6 +209,7 @@ def _capture_entry(row: dict[str, Any]) -> dict[str, Any]:
 
 def _failed_entry(row: dict[str, Any]) -> dict[str, Any]:
     return {
+        "id": row["id"],
         "list": row["list"],
         "watch_url": row["watch_url"],
         "checked_at": row["checked_at"],

@@ -34,8 +34,8 @@ from .check import (
 )
 from .errors import ArchiveError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content
-from .models import ArchivedResponse, Capture, Redirect, Watch
-from .store import Store, utcnow
+from .models import HEALTH_KINDS, ArchivedResponse, Capture, Redirect, Watch
+from .store import Store, iso, utcnow
 from .wayback import WaybackPolicy, capture_url, fetch_capture, list_captures
 
 if TYPE_CHECKING:
@@ -162,6 +162,94 @@ def ingest(
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
     return summary
+
+
+def carry_watching(store: Store, watches: Sequence[Watch], metadata: dict[str, Any]) -> int:
+    """What a pagewatch bundle says of its own watching, brought in after its captures: the
+    failed checks (so `history` tells the same story) and the health alerts (`blocked`,
+    `failing`, `restored_health`), which are observations of that watching, not decisions a
+    timeline implies. Each health alert is carried with its checks mapped to this workspace's
+    ids; one already here (same watch, kind and window) is not carried twice. Returns the
+    number of health alerts carried."""
+    matcher = Matcher(watches)
+    ids: dict[int, int] = {}  # the bundle's check ids -> this workspace's
+
+    def watch_of(entry: dict[str, Any]) -> tuple[Watch, int] | None:
+        probe = ArchivedResponse(str(entry.get("watch_url", "")), 0, (), b"", utcnow(), "",
+                                 pagewatch=entry)  # fmt: skip
+        found = matcher.watches_for(probe)
+        if not found:
+            return None
+        watch = found[0]
+        return watch, store.sync_watch(watch, config_hash(watch), utcnow())
+
+    taken: dict[tuple[int, str, str | None], list[int]] = {}
+    for key, entry in sorted(metadata.get("captures", {}).items(), key=lambda kv: int(kv[0])):
+        target = watch_of(entry)
+        if target is None or not str(key).isdigit():
+            continue
+        at, sha256 = str(entry.get("captured_at")), entry.get("sha256")
+        slot = (target[1], at, sha256)
+        if slot not in taken:
+            taken[slot] = store.check_ids_at(target[1], at, sha256)
+        if taken[slot]:
+            ids[int(key)] = taken[slot].pop(0)
+    for entry in sorted(metadata.get("failed_checks", []), key=lambda e: int(e.get("id", 0))):
+        target = watch_of(entry)
+        if target is None:
+            continue
+        at = str(entry.get("checked_at"))
+        slot = (target[1], at, None)
+        if slot not in taken:
+            taken[slot] = store.check_ids_at(target[1], at, None)
+        if taken[slot]:
+            check_id = taken[slot].pop(0)
+        else:
+            check_id, _ = store.add_check(_carried_failure(target, entry))
+        if "id" in entry:
+            ids[int(entry["id"])] = check_id
+    carried = 0
+    for alert in metadata.get("alerts", []):
+        if alert.get("kind") not in HEALTH_KINDS:
+            continue
+        target = watch_of({"list": alert.get("list"), "watch_url": alert.get("url")})
+        before, after = ids.get(alert.get("capture_before")), ids.get(alert.get("capture_after"))
+        if target is None or before is None or after is None:
+            log.warning("health alert %s: its checks are not in the bundle; not carried",
+                        alert.get("id"))  # fmt: skip
+            continue
+        row = {
+            "watch_id": target[1], "list": target[0].list, "url": target[0].url, "grp": "",
+            "alias": "", "kind": alert["kind"], "count_before": 0, "count_after": 0,
+            "last_seen_at": alert["last_seen_at"], "first_missing_at": alert["first_missing_at"],
+            "check_before": before, "check_after": after,
+            "snapshot_before": alert.get("snapshot_before") or "",
+            "snapshot_after": alert.get("snapshot_after") or "",
+            "final_url": alert.get("final_url"), "context": alert.get("context", ""),
+            "context_parts": "{}", "status": "new", "created_at": iso(utcnow()),
+            "source": "import",
+        }  # fmt: skip
+        carried += store.carry_alert(row) is not None
+    return carried
+
+
+def _carried_failure(target: tuple[Watch, int], entry: dict[str, Any]) -> dict[str, Any]:
+    watch, watch_id = target
+    return {
+        "watch_id": watch_id,
+        "checked_at": str(entry.get("checked_at")),
+        "outcome": "failed",
+        "reason": str(entry.get("reason", "")),
+        "message": str(entry.get("message", "")),
+        "status": entry.get("status"),
+        "final_url": None,
+        "redirects": "[]",
+        "headers": "[]",
+        "sha256": None,
+        "content_type": None,
+        "config_hash": config_hash(watch),
+        "source": "import",
+    }
 
 
 async def backfill(

@@ -584,12 +584,12 @@ class Store:
         return ids
 
     def checks(self, watch_ids: Sequence[int]) -> list[dict[str, Any]]:
-        """Every check of the given watches, oldest first, with its counts."""
+        """Every check of the given watches in capture-time order, with its counts."""
         marks = ",".join("?" * len(watch_ids))
         rows = list(
             self.db.query(
                 f"SELECT c.*, w.list, w.url FROM checks c JOIN watches w ON w.id = c.watch_id"
-                f" WHERE c.watch_id IN ({marks}) ORDER BY c.id",
+                f" WHERE c.watch_id IN ({marks}) ORDER BY c.checked_at, c.id",
                 list(watch_ids),
             )
         )
@@ -677,6 +677,26 @@ class Store:
                     f"UPDATE alerts SET {assignments} WHERE id = ?", [*fields.values(), alert_id]
                 )
             return [_insert(db, "alerts", row) for row in inserts]
+
+    def check_ids_at(self, watch_id: int, checked_at: str, sha256: str | None) -> list[int]:
+        """The checks of a watch at one moment: its captures of that body (sha256 given), or
+        its failed checks (sha256 None); oldest first."""
+        sql = "SELECT id FROM checks WHERE watch_id = ? AND checked_at = ? AND "
+        sql += "sha256 = ?" if sha256 else "outcome = 'failed' AND ? IS NULL"
+        rows = self.db.execute(sql + " ORDER BY id", [watch_id, checked_at, sha256])
+        return [int(r[0]) for r in rows]
+
+    def carry_alert(self, row: dict[str, Any]) -> int | None:
+        """Store an alert brought from elsewhere unless the watch has one of the same kind and
+        window; its id, or None."""
+        with self.write() as db:
+            found = db.execute(
+                "SELECT 1 FROM alerts WHERE watch_id = ? AND kind = ? AND grp = ?"
+                " AND last_seen_at = ? AND first_missing_at = ?",
+                [row["watch_id"], row["kind"], row["grp"], row["last_seen_at"],
+                 row["first_missing_at"]],
+            ).fetchone()  # fmt: skip
+            return None if found else _insert(db, "alerts", row)
 
     # -- evidence ------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .check import CONFIRM_DELAY_S, Checker, CheckOutcome, PassSummary, make_executor
 from .errors import UsageError, WatchlistError
 from .fetch import FetchPolicy, make_client
-from .ingest import Ingested, backfill, ingest, normal_url
+from .ingest import Ingested, backfill, carry_watching, ingest, normal_url
 from .models import ArchivedResponse, Watch
 from .store import DB_NAME, Store, utcnow
 from .timeline import Redetected, redetect
@@ -183,6 +183,10 @@ def import_bundle(
     summary = ingest(store, watches, read_responses(path, accept=accept), "import",
                      on_response=on_response)  # fmt: skip
     redone = asyncio.run(redetect_watches(store, list(summary.watches.values()), now=now))
+    if metadata:
+        carried = carry_watching(store, watches, metadata)
+        if carried:
+            notes.append(f"{carried} health alerts carried over (blocked, failing, restored)")
     return summary, redone, notes
 
 

@@ -15,7 +15,6 @@ from click.testing import CliRunner, Result
 from test_histories import HISTORIES, PATH, replay
 
 from pagewatch.cli import cli
-from pagewatch.models import CHANGE_KINDS
 from pagewatch.replay import ReplayServer
 
 #: what must survive a round trip, per alert (ids and acknowledgements are the workspace's own)
@@ -29,11 +28,19 @@ def pw(root: Path, *args: str) -> Result:
 
 
 def alerts(root: Path) -> list[dict[str, Any]]:
-    """The workspace's change alerts (health alerts are about its own watching, not the page's
-    history, and are not carried by a bundle)."""
+    """The workspace's alerts, in the order of their windows (an import decides change alerts
+    first and carries health alerts after)."""
     result = pw(root, "alerts", "--json", "--status", "all")
     assert result.exit_code == 0, result.output
-    return [a for a in json.loads(result.stdout) if a["kind"] in CHANGE_KINDS]
+    found = json.loads(result.stdout)
+    return sorted(found, key=lambda a: (a["first_missing_at"], a["last_seen_at"], a["kind"]))
+
+
+def checks_of(root: Path, url: str) -> list[tuple[Any, ...]]:
+    result = pw(root, "history", "--json", url)
+    assert result.exit_code == 0, result.output
+    return [(h["checked_at"], h["outcome"], h["status"], h["reason"]) for h in
+            json.loads(result.stdout)]  # fmt: skip
 
 
 def captures(root: Path) -> list[tuple[Any, ...]]:
@@ -70,6 +77,7 @@ def test_round_trip_through_both_formats(
         got = alerts(fresh)
         assert [{k: a[k] for k in SAME} for a in got] == [{k: a[k] for k in SAME} for a in original]
         assert {a["source"] for a in got} <= {"import"}
+        assert checks_of(fresh, server.url(PATH)) == checks_of(root, server.url(PATH))
         assert pw(fresh, "fsck").exit_code == 0
 
         again = pw(fresh, "import", str(bundle))
