@@ -33,6 +33,22 @@ INTERSTITIAL = re.compile(
             r"under maintenance",
             r"too many requests",
             r"(?:please )?(?:log|sign) ?in to (?:continue|view|access)",
+            # soft errors: an error page served with 200 in the real page's place
+            r"(?:page|document|resource) (?:was )?not found",
+            r"(?:page|url) (?:you (?:are|were) looking for|you requested) (?:does not|doesn't|"
+            r"could not|cannot|can't)",
+            r"(?:this|the) page (?:does not|doesn't) exist",
+            r"\b(?:404|410)\b[^\n]{0,20}(?:error|not found|gone)",
+            r"something went wrong",
+            r"an? (?:unexpected |internal )?error (?:has )?occurred",
+            r"internal server error",
+            r"bad gateway",
+            r"gateway time-?out",
+            r"origin (?:is )?unreachable",
+            r"(?:you need to )?enable javascript to (?:run|use|view) this",
+            r"(?:we'll|we will) be (?:right )?back",
+            r"(?:scheduled|planned) maintenance",
+            r"site (?:is )?(?:currently )?(?:down|offline)",
         ]
     ),
     re.IGNORECASE,

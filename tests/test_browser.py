@@ -94,7 +94,9 @@ def tab(browser: Any) -> Iterator[Tab]:
 
 @pytest.fixture(scope="module")
 def workspaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return built(tmp_path_factory.mktemp("built"))
+    base = tmp_path_factory.mktemp("built")
+    found: dict[str, Path] = in_thread(lambda: built(base))  # Playwright may be running already
+    return found
 
 
 def alerts_of(root: Path, status: str = "all") -> list[dict[str, Any]]:

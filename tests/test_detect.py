@@ -75,3 +75,40 @@ ERRORS_SECTION = (
 )  # fmt: skip
 def test_suspect(text: str, url: str, final_url: str, redirected: bool, is_suspect: bool) -> None:
     assert bool(suspect(text, url, final_url, redirected)) is is_suspect
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Page not found\nSorry, the page you are looking for does not exist.",
+        "Oops! Something went wrong\nAn unexpected error occurred. Please try again.",
+        "502 Bad Gateway\nnginx",
+        "504 Gateway Time-out",
+        "Error 404 - Not Found",
+        "You need to enable JavaScript to run this app.",
+        "We'll be back soon!\nSorry for the inconvenience, we're undergoing scheduled maintenance.",
+        "Internal Server Error",
+        "This page does not exist. Go home.",
+    ],
+    ids=["not-found", "went-wrong", "bad-gateway", "gateway-timeout", "error-404", "js-shell",
+         "back-soon", "internal-error", "does-not-exist"],
+)  # fmt: skip
+def test_soft_error_pages_served_with_200_stand_in(text: str) -> None:
+    """An error page in the real page's place has none of the phrases: never compared."""
+    assert suspect(text, "https://v.example/d", "https://v.example/d", False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        LONG_DOC + "If no face is found, the page not found error occurred is returned.",
+        "Errors: a 404 error is returned when the image is not found. " + LONG_DOC,
+        "This page has been retired. The face attribute API is no longer offered.",
+        "This page no longer exists in v3: see the migration guide.",
+    ],
+    ids=["words-late-in-a-real-page", "error-codes-early-in-a-long-page", "retired-stub",
+         "gone-in-v3-stub"],
+)  # fmt: skip
+def test_error_words_do_not_make_a_page_a_stand_in(text: str) -> None:
+    """A real or gutted page that mentions errors is compared (a gutted page is a removal)."""
+    assert not suspect(text, "https://v.example/d", "https://v.example/d", False)
