@@ -444,7 +444,17 @@ class Checker:
         open_removals: set[str] | None = None,
     ) -> list[dict[str, Any]]:
         """The alerts a change from ``before`` to ``after`` raises (not yet stored).
-        ``open_removals``: as of ``after`` (default: as the store has them now)."""
+        ``open_removals``: as of ``after`` (default: as the store has them now).
+
+        The same bytes from the same URL with the same status raise nothing, whatever their
+        headers now say: a charset or content type that changed (or lies) is not the vendor
+        removing a phrase."""
+        if (before.sha256, before.status, before.final_url) == (
+            after.sha256,
+            after.status,
+            after.final_url,
+        ):
+            return []
         before_counts, before_text = await self._counts_now(before, watch)
         after_counts, after_text = await self._counts_now(after, watch)
         if after_known is not None:

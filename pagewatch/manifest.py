@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -36,6 +37,9 @@ from .wacz import (
     show,
     unsafe_name,
 )
+
+#: what reading a member whose compressed bytes were tampered with raises
+MEMBER_ERRORS = (zipfile.BadZipFile, BundleError, OSError, EOFError, zlib.error)
 
 
 def verify_package(path: Path, limits: ZipLimits = DEFAULT_LIMITS) -> VerifyReport:
@@ -97,7 +101,7 @@ def _small(
     try:
         with member(package, info) as stream:
             return stream.read()
-    except (zipfile.BadZipFile, BundleError, OSError, EOFError) as exc:
+    except MEMBER_ERRORS as exc:
         problems.append(f"{name}: unreadable ({exc})")
         return None
 
@@ -207,7 +211,7 @@ def _check_member(
                 )
             while tee.read(1 << 20):
                 pass
-    except (zipfile.BadZipFile, BundleError, OSError, EOFError) as exc:
+    except MEMBER_ERRORS as exc:
         problems.append(f"{name}: unreadable ({exc})")
         return checks
     if tee.hasher.digest() != digest.value:
@@ -253,7 +257,7 @@ def _check_index(
             problem = _index_problem(line, checks)
             if problem:
                 problems.append(f"{where}: {problem}")
-    except (zipfile.BadZipFile, BundleError, OSError, EOFError, UnicodeDecodeError) as exc:
+    except (*MEMBER_ERRORS, UnicodeDecodeError) as exc:
         problems.append(f"{info.filename}:{number + 1}: unreadable ({exc})")
     return problems
 
@@ -294,6 +298,6 @@ def _check_pages(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[str]:
                 wanted = ("format", "id") if number == 1 else ("url", "ts")
                 if not isinstance(page, dict) or any(key not in page for key in wanted):
                     problems.append(f"{info.filename}:{number}: lacks {' or '.join(wanted)}")
-    except (zipfile.BadZipFile, BundleError, OSError, EOFError) as exc:
+    except MEMBER_ERRORS as exc:
         problems.append(f"{info.filename}: unreadable ({exc})")
     return problems

@@ -375,3 +375,23 @@ def test_a_304_stored_by_the_ordinary_path_is_still_marked_not_modified(
     asyncio.run(go())
     rows = store.db.execute("SELECT message, sha256 FROM checks ORDER BY id").fetchall()
     assert rows[1] == ("not modified (304)", rows[0][1])
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/html; charset=iso-8859-1", "text/html; charset=gbk", "text/plain; charset=utf-8"],
+    ids=["latin-1-lie", "gbk-lie", "served-as-text"],
+)
+def test_the_same_bytes_under_other_headers_raise_nothing(
+    store: Store, server: ReplayServer, clock: Any, content_type: str
+) -> None:
+    """The vendor did not change the page: its headers did. Nothing went."""
+    page = "<html><body><p>民族: <b>Uy</b>ghur</p></body></html>".encode()
+    groups = (PhraseGroup("uyghur", ("Uyghur",)), PhraseGroup("ethnicity", ("民族",)))
+    w = watch(server.url("/p"), groups=groups)
+    server.set("/p", Page(page, 200, {"Content-Type": "text/html; charset=utf-8"}))
+    run(store, clock, w)
+    clock.advance(hours=1)
+    server.set("/p", Page(page, 200, {"Content-Type": content_type}))
+    run(store, clock, w)
+    assert alerts(store) == []
