@@ -628,67 +628,61 @@ def verify(ctx: click.Context, path: Path, against_workspace: bool) -> None:
     Strict: a missing digest or manifest, an extra, missing or duplicate file, or a path leaving
     the package fails; a zip bomb or a zip-slip path is refused before anything is extracted.
     """
-    from .bundle import verify as check_bundle
-    from .export import chain_problems, check_against
-    from .responses import read_metadata
+    from .provenance import check_bundle
 
-    report = check_bundle(path)
-    problems = list(report.problems)
-    metadata = read_metadata(path) if report.ok else None
-    if metadata:
-        problems += chain_problems(metadata)
-    if against_workspace:
-        if metadata is None:
-            problems.append(f"{path}: no pagewatch metadata to check against the workspace")
-        else:
-            store = _store(ctx, readonly=True)
-            try:
-                problems += check_against(store, metadata)
-            finally:
-                store.close()
-    for problem in problems:
+    store = _store(ctx, readonly=True) if against_workspace else None
+    try:
+        checked = check_bundle(path, store)
+    finally:
+        if store is not None:
+            store.close()
+    for problem in checked.problems:
         click.echo(problem)
-    if problems:
-        raise _Failed(f"{path}: FAILED verification ({len(problems)} problems)")
-    captures = len(metadata.get("captures", {})) if metadata else 0
+    if not checked.ok:
+        count = len(checked.problems)
+        raise _Failed(f"{path}: FAILED verification ({count} problem{'s' * (count != 1)})")
+    captures = len(checked.metadata["captures"]) if checked.metadata else 0
     click.echo(
-        f"{path}: OK ({report.checked} records and files verified"
-        + (f", {captures} pagewatch captures chained" if metadata else "")
+        f"{path}: OK ({checked.checked} records and files verified"
+        + (
+            f", {captures} pagewatch captures agree with their records and chain"
+            if captures
+            else ""
+        )
         + (", matching this workspace" if against_workspace else "")
         + ")"
     )
 
 
 @cli.command("import")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--no-add-watches",
     is_flag=True,
     help="Do not add to the watchlists the watches a pagewatch bundle carries.",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Import even if the bundle fails verification (e.g. an old WARC without digests).",
+)
 @click.pass_context
-def import_cmd(ctx: click.Context, path: Path, no_add_watches: bool) -> None:
+def import_cmd(ctx: click.Context, path: Path, no_add_watches: bool, force: bool) -> None:
     """Add a WARC or WACZ's captures of watched URLs, with their original times; then decide
     each affected watch's whole timeline again. Importing twice adds nothing.
 
-    A pagewatch bundle's watches are added to the watchlists if missing, so a bundle can be
-    imported into a new, empty workspace (created if need be).
+    The bundle is verified first and refused if anything fails. A pagewatch bundle's watches are
+    added to the watchlists if missing, so it can be imported into a new, empty workspace
+    (created if need be).
     """
-    root = _root(ctx)
-    if workspace.init(root):
-        click.echo(f"Initialised {root}")
-    store = _store(ctx)
-    try:
-        with _bar("Importing", 0) as bar:
+    with _bar("Importing", 0) as bar:
 
-            def seen(response: Any, what: str) -> None:
-                bar.update(1)
+        def seen(response: Any, what: str) -> None:
+            bar.update(1)
 
-            summary, redone, notes = workspace.import_bundle(
-                store, root, path, add_watches=not no_add_watches, on_response=seen
-            )
-    finally:
-        store.close()
+        summary, redone, notes = workspace.import_bundle(
+            _root(ctx), path, add_watches=not no_add_watches, force=force, on_response=seen
+        )
     for note in notes:
         click.echo(note)
     click.echo(f"{path}: {summary.line()}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,9 +18,9 @@ from typing import Any
 from . import __version__
 from .alerts import alert_json
 from .bundle import BundleSummary, write_bundle
-from .errors import NotFound, UsageError
+from .errors import NotFound
 from .models import NOT_MODIFIED, Redirect, StoredCapture, Watch
-from .store import Store, chain_value, iso, parse_iso, utcnow
+from .store import Store, iso, parse_iso, utcnow
 from .watchlist import format_interval, load_watchlists
 
 log = logging.getLogger("pagewatch.export")
@@ -217,49 +217,3 @@ def _failed_entry(row: dict[str, Any]) -> dict[str, Any]:
         "reason": row["reason"],
         "message": row["message"],
     }
-
-
-def capture_ids(metadata: dict[str, Any]) -> Iterator[int]:
-    for key in metadata.get("captures", {}):
-        if str(key).isdigit():
-            yield int(key)
-
-
-def check_against(store: Store, metadata: dict[str, Any]) -> list[str]:
-    """Problems found comparing a bundle's captures with the workspace it came from: a capture
-    missing from the workspace, or one whose digest or chain value differs there."""
-    if metadata.get("format") != BUNDLE_FORMAT:
-        raise UsageError("the bundle has no pagewatch metadata to check against a workspace")
-    entries = metadata.get("captures", {})
-    stored = store.chains(list(capture_ids(metadata)))
-    problems = []
-    for key, entry in entries.items():
-        found = stored.get(int(key)) if str(key).isdigit() else None
-        if found is None:
-            problems.append(f"capture {key}: not in this workspace")
-        elif found[0] != entry.get("sha256"):
-            problems.append(f"capture {key}: digest differs from the workspace's ({found[0]})")
-        elif found[1] != entry.get("chain"):
-            problems.append(f"capture {key}: chain value differs from the workspace's")
-    return problems
-
-
-def chain_problems(metadata: dict[str, Any]) -> list[str]:
-    """Captures whose recorded chain value does not follow from the previous one and their own
-    digest, URL, time and status: what a bundle alone can prove of its chain."""
-    problems = []
-    for key, entry in metadata.get("captures", {}).items():
-        try:
-            expected = chain_value(
-                entry["chain_prev"],
-                entry["sha256"],
-                entry["final_url"],
-                entry["captured_at"],
-                entry["status"],
-            )
-        except (KeyError, TypeError):
-            problems.append(f"capture {key}: metadata lacks its chain fields")
-            continue
-        if expected != entry.get("chain"):
-            problems.append(f"capture {key}: chain value does not match its digest, URL and time")
-    return problems

@@ -110,10 +110,12 @@ def ingest(
     *,
     policy: FetchPolicy = FetchPolicy(),
     on_response: Callable[[ArchivedResponse, str], None] | None = None,
+    summary: Ingested | None = None,
 ) -> Ingested:
     """Store every response that belongs to a watch (see the module doc). ``on_response`` is
-    told each response and what became of it (added, unusable, duplicate, unwatched)."""
-    summary = Ingested()
+    told each response and what became of it (added, unusable, duplicate, unwatched).
+    ``summary`` is filled as it goes, so a caller knows what was stored if reading fails."""
+    summary = Ingested() if summary is None else summary
     matcher = Matcher(watches)
     seen: dict[tuple[str, str, datetime, str], int] = {}
     batch: list[_Pending] = []
@@ -194,7 +196,8 @@ def carry_watching(store: Store, watches: Sequence[Watch], metadata: dict[str, A
             taken[slot] = store.check_ids_at(target[1], at, sha256)
         if taken[slot]:
             ids[int(key)] = taken[slot].pop(0)
-    for entry in sorted(metadata.get("failed_checks", []), key=lambda e: int(e.get("id", 0))):
+    failed = [e for e in metadata.get("failed_checks", []) if isinstance(e, dict)]
+    for entry in sorted(failed, key=lambda e: _number(e.get("id"))):
         target = watch_of(entry)
         if target is None:
             continue
@@ -206,22 +209,29 @@ def carry_watching(store: Store, watches: Sequence[Watch], metadata: dict[str, A
             check_id = taken[slot].pop(0)
         else:
             check_id, _ = store.add_check(_carried_failure(target, entry))
-        if "id" in entry:
-            ids[int(entry["id"])] = check_id
+        if _number(entry.get("id")) >= 0:
+            ids[_number(entry.get("id"))] = check_id
     carried = 0
     for alert in metadata.get("alerts", []):
-        if alert.get("kind") not in HEALTH_KINDS:
+        if not isinstance(alert, dict) or alert.get("kind") not in HEALTH_KINDS:
             continue
         target = watch_of({"list": alert.get("list"), "watch_url": alert.get("url")})
-        before, after = ids.get(alert.get("capture_before")), ids.get(alert.get("capture_after"))
-        if target is None or before is None or after is None:
+        before = ids.get(_number(alert.get("capture_before")))
+        after = ids.get(_number(alert.get("capture_after")))
+        window = (alert.get("last_seen_at"), alert.get("first_missing_at"))
+        if (
+            target is None
+            or before is None
+            or after is None
+            or not all(isinstance(t, str) for t in window)
+        ):
             log.warning("health alert %s: its checks are not in the bundle; not carried",
                         alert.get("id"))  # fmt: skip
             continue
         row = {
             "watch_id": target[1], "list": target[0].list, "url": target[0].url, "grp": "",
             "alias": "", "kind": alert["kind"], "count_before": 0, "count_after": 0,
-            "last_seen_at": alert["last_seen_at"], "first_missing_at": alert["first_missing_at"],
+            "last_seen_at": window[0], "first_missing_at": window[1],
             "check_before": before, "check_after": after,
             "snapshot_before": alert.get("snapshot_before") or "",
             "snapshot_after": alert.get("snapshot_after") or "",
@@ -231,6 +241,11 @@ def carry_watching(store: Store, watches: Sequence[Watch], metadata: dict[str, A
         }  # fmt: skip
         carried += store.carry_alert(row) is not None
     return carried
+
+
+def _number(value: object) -> int:
+    """A check id from metadata, or -1 if it is none."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
 def _carried_failure(target: tuple[Watch, int], entry: dict[str, Any]) -> dict[str, Any]:

@@ -746,16 +746,23 @@ class Store:
                 row["aliases"][grp] = json.loads(aliases)
             yield row
 
-    def chains(self, check_ids: Sequence[int]) -> dict[int, tuple[str | None, str | None]]:
-        """The stored digest and chain value of the given checks, by id."""
-        found: dict[int, tuple[str | None, str | None]] = {}
+    def chained_rows(self, check_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The given captures' chained fields, chain value and the chain value before theirs."""
+        found: dict[int, dict[str, Any]] = {}
+        previous = (
+            "(SELECT p.chain FROM checks p WHERE p.sha256 IS NOT NULL AND p.id < c.id"
+            " ORDER BY p.id DESC LIMIT 1)"
+        )
         for start in range(0, len(check_ids), 500):
             part = list(check_ids[start : start + 500])
-            for check_id, sha256, chain in self.db.execute(
-                f"SELECT id, sha256, chain FROM checks WHERE id IN ({','.join('?' * len(part))})",
+            for row in self.db.query(
+                f"SELECT c.id, c.sha256, c.final_url, c.checked_at, c.status, c.chain,"
+                f" {previous} AS chain_prev, w.list, w.url FROM checks c"
+                f" JOIN watches w ON w.id = c.watch_id"
+                f" WHERE c.id IN ({','.join('?' * len(part))})",
                 part,
             ):
-                found[check_id] = (sha256, chain)
+                found[row["id"]] = row
         return found
 
     # -- alerts --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .check import CONFIRM_DELAY_S, Checker, CheckOutcome, PassSummary, make_executor
-from .errors import UsageError, WatchlistError
+from .errors import BundleError, UsageError, WatchlistError
 from .fetch import FetchPolicy, make_client
 from .ingest import Ingested, backfill, carry_watching, ingest, normal_url
 from .models import ArchivedResponse, Watch
@@ -164,29 +164,52 @@ def adopt_bundle_watches(root: Path, metadata: dict[str, object] | None) -> list
 
 
 def import_bundle(
-    store: Store,
     root: Path,
     path: Path,
     *,
     now: Callable[[], datetime] = utcnow,
     add_watches: bool = True,
+    force: bool = False,
     on_response: Callable[[ArchivedResponse, str], None] | None = None,
 ) -> tuple[Ingested, list[Redetected], list[str]]:
-    """Import a WARC/WACZ's responses for watched URLs, then decide the affected watches again."""
-    from .responses import read_metadata, read_responses  # warcio and surt: only for bundles
+    """Import a WARC/WACZ's responses for watched URLs, then decide the affected watches again.
 
-    metadata = read_metadata(path)
-    notes = adopt_bundle_watches(root, metadata) if add_watches else []
+    The bundle is verified first, whole, and refused if anything fails (``force``: imported
+    anyway, pagewatch's metadata trusted only if it agrees with the records); the workspace is
+    created if need be only then. Watches touched are decided again even if the import stops
+    half-way, so no stored capture is left undecided.
+    """
+    from .provenance import check_bundle  # warcio and surt: only for bundles
+    from .responses import read_responses
+
+    checked = check_bundle(path)
+    if not checked.ok and not force:
+        count = len(checked.problems)
+        raise BundleError(
+            f"fails verification ({count} problem{'s' * (count != 1)}; the first:"
+            f" {checked.problems[0]}); `pagewatch verify` lists them; --force imports anyway",
+            path,
+        )
+    metadata = checked.metadata
+    notes = [f"Initialised {root}"] if init(root) else []
+    notes += adopt_bundle_watches(root, metadata) if add_watches else []
     watches = load_watchlists(root / "watchlists")
     watched = {normal_url(w.url) for w in watches}
     accept = None if metadata else (lambda uri: normal_url(uri) in watched)
-    summary = ingest(store, watches, read_responses(path, accept=accept), "import",
-                     on_response=on_response)  # fmt: skip
-    redone = asyncio.run(redetect_watches(store, list(summary.watches.values()), now=now))
-    if metadata:
-        carried = carry_watching(store, watches, metadata)
-        if carried:
-            notes.append(f"{carried} health alerts carried over (blocked, failing, restored)")
+    summary = Ingested()
+    store = open_store(root)
+    try:
+        try:
+            ingest(store, watches, read_responses(path, accept=accept), "import",
+                   on_response=on_response, summary=summary)  # fmt: skip
+        finally:
+            redone = asyncio.run(redetect_watches(store, list(summary.watches.values()), now=now))
+        if metadata:
+            carried = carry_watching(store, watches, metadata)
+            if carried:
+                notes.append(f"{carried} health alerts carried over (blocked, failing, restored)")
+    finally:
+        store.close()
     return summary, redone, notes
 
 

@@ -4,9 +4,13 @@ then hold the same captures, digests and alerts with the same windows."""
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import re
 import sqlite3
 import tomllib
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +177,95 @@ def test_importing_something_that_is_no_bundle(removal: Path, tmp_path: Path) ->
     result = pw(removal, "import", str(junk))
     assert result.exit_code == 1
     assert "junk.warc.gz" in result.output and "Traceback" not in result.output
+
+
+# -- forgeries that digests alone do not catch ---------------------------------------------------
+
+
+def members(path: Path) -> list[bytes]:
+    """The records of a .warc.gz, one gzip member each, decompressed."""
+    data, found, at = path.read_bytes(), [], 0
+    while at < len(data):
+        inflate = zlib.decompressobj(31)
+        found.append(inflate.decompress(data[at:]))
+        at = len(data) - len(inflate.unused_data)
+    return found
+
+
+def reseal(head: bytes, block: bytes) -> bytes:
+    """A record with its block (and, for metadata, payload) digest and length recomputed: what
+    a forger who knows the format does."""
+    text = head.decode("latin-1")
+    digest = "sha256:" + hashlib.sha256(block).hexdigest()
+    text = re.sub(r"WARC-Block-Digest: .*", "WARC-Block-Digest: " + digest, text)
+    if "WARC-Type: metadata" in text:
+        text = re.sub(r"WARC-Payload-Digest: .*", "WARC-Payload-Digest: " + digest, text)
+    text = re.sub(r"Content-Length: \d+", f"Content-Length: {len(block)}", text)
+    return text.encode("latin-1") + b"\r\n\r\n" + block + b"\r\n\r\n"
+
+
+def split(record: bytes) -> tuple[bytes, bytes, bytes]:
+    """WARC head, HTTP head (with its blank line) and body of a response record."""
+    head, rest = record.split(b"\r\n\r\n", 1)
+    http, body = rest[:-4].split(b"\r\n\r\n", 1)
+    return head, http + b"\r\n\r\n", body
+
+
+def _move_a_date(records: list[bytes]) -> str:
+    at = next(i for i, r in enumerate(records) if b"WARC-Type: response" in r)
+    records[at] = re.sub(rb"WARC-Date: \S+", b"WARC-Date: 2001-01-01T00:00:00.000000Z",
+                         records[at], count=1)  # fmt: skip
+    return "is not the capture time"
+
+
+def _swap_a_body(records: list[bytes]) -> str:
+    responses = [i for i, r in enumerate(records) if b"WARC-Type: response" in r]
+    first, last = responses[0], responses[-1]
+    head, http, _ = split(records[first])
+    body = split(records[last])[2]
+    head = re.sub(rb"WARC-Payload-Digest: .*",
+                  b"WARC-Payload-Digest: sha256:" + hashlib.sha256(body).hexdigest().encode(),
+                  head)  # fmt: skip
+    records[first] = reseal(head, http + body)
+    return "its body is not the one the metadata names"
+
+
+def _refile_a_capture(records: list[bytes]) -> str:
+    at = next(i for i, r in enumerate(records) if b"urn:pagewatch:metadata" in r)
+    head, rest = records[at].split(b"\r\n\r\n", 1)
+    metadata = json.loads(rest[:-4])
+    entry = next(iter(metadata["captures"].values()))
+    entry["watch_url"] = "https://elsewhere.example/"
+    records[at] = reseal(head, json.dumps(metadata).encode())
+    return "which neither is its URL nor redirects to it"
+
+
+def _drop_a_record(records: list[bytes]) -> str:
+    at = next(i for i, r in enumerate(records) if b"WARC-Type: response" in r)
+    del records[at]
+    return "its record is not in the bundle"
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [_move_a_date, _swap_a_body, _refile_a_capture, _drop_a_record],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_a_forged_bundle_fails_verify_and_is_not_imported(
+    removal: Path, tmp_path: Path, forge: Any
+) -> None:
+    bundle, forged = tmp_path / "b.warc.gz", tmp_path / "forged.warc.gz"
+    assert pw(removal, "export", "--out", str(bundle)).exit_code == 0
+    records = members(bundle)
+    culprit = forge(records)
+    forged.write_bytes(b"".join(gzip.compress(r) for r in records))
+
+    checked = pw(removal, "verify", str(forged))
+    assert checked.exit_code == 1, checked.output
+    assert culprit in checked.output
+
+    fresh = tmp_path / "fresh"
+    imported = pw(fresh, "import", str(forged))
+    assert imported.exit_code == 1
+    assert "fails verification" in imported.output and culprit in imported.output
+    assert not (fresh / "pagewatch.db").exists()  # refused before anything was written
