@@ -199,7 +199,8 @@ def history_line(entry: dict[str, Any], with_list: bool = False) -> str:
         detail += f"  (redirected to {entry['final_url']})"
     when, outcome = entry["checked_at"], entry["outcome"]
     where = f"[{entry['list']}] " if with_list else ""
-    return f"#{entry['id']:<5} {where}{when}  {outcome:<10} {status:<4} {sha}  {detail}"
+    source = f"  [{entry['source']}]" if entry.get("source", "live") != "live" else ""
+    return f"#{entry['id']:<5} {where}{when}  {outcome:<10} {status:<4} {sha}  {detail}{source}"
 
 
 def status(store: Store, watches: Sequence[Watch], now: datetime) -> list[Health]:

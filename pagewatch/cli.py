@@ -133,7 +133,10 @@ def add(
     selector: str | None,
 ) -> None:
     """Add a watch for URL to watchlists/NAME.toml, keeping the file's comments and layout."""
-    folder = _root(ctx) / "watchlists"
+    root = _root(ctx)
+    if not (root / DB_NAME).exists():
+        raise _Failed(f"{root}: not a pagewatch workspace (no {DB_NAME}); run `pagewatch init`")
+    folder = root / "watchlists"
     folder.mkdir(parents=True, exist_ok=True)
     list_name = list_name.removesuffix(".toml")
     path = add_watch(folder, list_name, url, phrases, every=every, selector=selector)
@@ -363,12 +366,16 @@ def history(ctx: click.Context, url: str, list_name: str | None, as_json: bool) 
 
 
 def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
-    """A date or date-time in ISO 8601; without an offset it is UTC."""
+    """A date or date-time in ISO 8601; without an offset it is UTC. A bare date that ends a
+    range (--until, --to) means the end of that day, so the day is in the range."""
     if value is None:
         return None
+    text = value.strip()
     try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
+        moment = datetime.fromisoformat(text)
+        if param.name in ("until", "to") and len(text) == 10:  # YYYY-MM-DD: the whole day
+            moment += timedelta(days=1, microseconds=-1)
+    except (ValueError, OverflowError):
         raise click.BadParameter(
             f"{value!r} is not an ISO 8601 date such as 2020-12-08 or 2020-12-08T18:00Z"
         ) from None
@@ -382,7 +389,7 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> da
 )  # fmt: skip
 @click.option(
     "--days",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=36500),
     default=7,
     show_default=True,
     help="Days either side of the date.",
@@ -404,8 +411,8 @@ def changes(
     if as_json:
         _json(rows)
         return
-    start, end = moment - timedelta(days=days), moment + timedelta(days=days)
-    span = f"{start.date().isoformat()} .. {end.date().isoformat()}"
+    start, end = moment - timedelta(days=days), moment + timedelta(days=days)  # checked above
+    span = f"{start.isoformat(timespec='minutes')} .. {end.isoformat(timespec='minutes')}"
     if not rows:
         click.echo(f"No removals with a window overlapping {span}.")
         return
@@ -769,6 +776,9 @@ def backfill(
     for failure in summary.failed:
         click.echo(f"  failed: {failure}")
     _echo_redone(redone)
+    if summary.unlisted:
+        raise _Failed(f"the archive's index could not be read for {summary.unlisted} of"
+                      f" {len(watches)} watches")  # fmt: skip
 
 
 def _echo_redone(redone: Any) -> None:

@@ -36,7 +36,13 @@ from .errors import ArchiveError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content
 from .models import HEALTH_KINDS, ArchivedResponse, Capture, Redirect, Watch
 from .store import Store, iso, utcnow
-from .wayback import WaybackPolicy, capture_url, fetch_capture, list_captures
+from .wayback import (
+    NOT_ORIGINAL_HEADER,
+    WaybackPolicy,
+    capture_url,
+    fetch_capture,
+    list_captures,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -53,6 +59,7 @@ class Ingested:
     duplicates: int = 0  # already in the workspace
     unwatched: int = 0  # responses for URLs no watch has
     failed: list[str] = field(default_factory=list)  # what could not be had, one line each
+    unlisted: int = 0  # watches whose archive listing could not be read at all
     watches: dict[tuple[str, str], Watch] = field(default_factory=dict)  # every watch touched
 
     def line(self) -> str:
@@ -292,6 +299,7 @@ async def backfill(
             rows = await list_captures(client, watch.url, policy=policy, since=since, until=until)
         except ArchiveError as exc:
             summary.failed.append(str(exc))
+            summary.unlisted += 1
             if on_event:
                 on_event(watch, "failed", 0, 0)
             continue
@@ -409,6 +417,8 @@ def _analysis(
     """The capture read as a live check reads one: gone pages count zero, other non-2xx
     answers and stand-in pages are not comparable."""
     status = capture.status
+    if not_original := capture.header(NOT_ORIGINAL_HEADER):
+        return Analysis("", {}, False, "not_original", f"not the archived bytes: {not_original}")
     if status in GONE_STATUSES:
         return _gone_analysis(watch.groups)
     if not 200 <= status < 300:

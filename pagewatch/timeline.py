@@ -180,7 +180,10 @@ def changes_around(
     """Every removal whose window overlaps ``days`` either side of ``moment``, earliest first."""
     if days < 0:
         raise UsageError("--days must not be negative")
-    start, end = moment - timedelta(days=days), moment + timedelta(days=days)
+    try:
+        start, end = moment - timedelta(days=days), moment + timedelta(days=days)
+    except OverflowError:
+        raise UsageError(f"{days:g} days around {moment.date()} run past the calendar") from None
     rows = [
         row
         for row in store.alerts(status="all", list_name=list_name)

@@ -364,7 +364,33 @@ def test_backfill_from_an_archive_that_is_down_says_so(watched: Path, archive: A
 
     archive.fail("cdx", *[Canned(503)] * 3)
     result = backfill(watched, archive, "--retries", "2", "--backoff", "0.01")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # nothing was done: a script must know
     assert "failed: listing captures of " + URL in result.output
-    assert "Traceback" not in result.output
+    assert isinstance(result.exception, (SystemExit, type(None)))  # no traceback
     assert len(archive.seen("cdx")) == 3  # the first try and two retries
+
+
+def test_a_replay_that_is_not_the_archived_bytes_is_kept_not_compared(
+    watched: Path, archive: Any
+) -> None:
+    archive.add(
+        snapshot("20201101090000", WITH),
+        snapshot("20201120090000", WITH, served=WITHOUT.encode()),  # the replay lies
+        snapshot("20201215090000", WITH + "<!-- v2 -->"),
+    )
+    result = backfill(watched, archive)
+    assert result.exit_code == 0, result.output
+    assert alerts(watched) == []
+    history = json.loads(pw(watched, "history", "--json", URL).stdout)
+    assert [(h["outcome"], h["reason"]) for h in history] == [
+        ("capture", ""),
+        ("unusable", "not_original"),
+        ("capture", ""),
+    ]
+
+
+def test_a_bare_date_ends_a_range_at_the_end_of_that_day(watched: Path, archive: Any) -> None:
+    archive.add(snapshot("20201208180000", WITH), snapshot("20201209090000", WITH))
+    result = backfill(watched, archive, "--from", "2020-12-08", "--to", "2020-12-08")
+    assert result.exit_code == 0, result.output
+    assert "1 captures added" in result.output
