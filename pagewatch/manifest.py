@@ -232,8 +232,23 @@ def _index_lines(
         cap = max(limits.max_ratio * max(info.compress_size, 1), 64 * 1024**2)
         stream = io.BufferedReader(Capped(gzip.GzipFile(fileobj=stream), cap, info.filename))  # type: ignore[arg-type]
     with stream:
-        for line in io.TextIOWrapper(stream, "utf-8"):
-            yield line.rstrip("\n")
+        for raw in _lines(stream, info.filename):
+            yield raw.decode("utf-8").rstrip("\n")
+
+
+#: the longest line an index or page list may have (a CDXJ or page line is well under 4 KB)
+MAX_LINE = 1024 * 1024
+
+
+def _lines(stream: IO[bytes], name: str) -> Iterator[bytes]:
+    """The lines of a member, each read with a length cap: memory stays bounded however the
+    member was made."""
+    number = 0
+    while line := stream.readline(MAX_LINE + 1):
+        number += 1
+        if len(line) > MAX_LINE:
+            raise BundleError(f"line {number} is longer than {MAX_LINE:,} bytes", member=name)
+        yield line
 
 
 def _check_index(
@@ -289,7 +304,7 @@ def _check_pages(package: zipfile.ZipFile, info: zipfile.ZipInfo) -> list[str]:
     problems: list[str] = []
     try:
         with member(package, info) as stream:
-            for number, raw in enumerate(stream, 1):
+            for number, raw in enumerate(_lines(stream, info.filename), 1):
                 try:
                     page = json.loads(raw)
                 except ValueError:

@@ -571,6 +571,10 @@ WACZ_TAMPERING: list[tuple[str, Callable[[Members], Any], list[str]]] = [
     ("pages-not-json", lambda m: resign(m | {"pages/pages.jsonl": b"{}\nnope\n"},
                                         "pages/pages.jsonl"),
      ["pages/pages.jsonl:1: lacks format or id", "pages/pages.jsonl:2: not JSON"]),
+    ("pages-line-too-long", lambda m: resign(
+        m | {"pages/pages.jsonl": m["pages/pages.jsonl"] + b" " * (2 * 1024 * 1024) + b"\n"},
+        "pages/pages.jsonl"),
+     ["pages/pages.jsonl: unreadable", "longer than 1,048,576 bytes"]),
 ]  # fmt: skip
 
 
