@@ -12,7 +12,8 @@ from .health import BLIND_CHECKS, Health, RecentCheck, health
 from .models import HEALTH_KINDS, Watch, mark
 from .store import Store, iso, parse_iso
 
-STATUSES = ("new", "acked", "all")
+#: ``withdrawn``: an alert that history imported later no longer supports (kept, never deleted)
+STATUSES = ("new", "acked", "withdrawn", "all")
 
 
 def alert_json(row: dict[str, Any]) -> dict[str, Any]:

@@ -791,7 +791,7 @@ def _echo_redone(redone: Any) -> None:
     stale = [i for r in redone for i in r.stale]
     if stale:
         kept = " ".join(map(str, stale))
-        click.echo(f"Alerts the timeline no longer implies (kept; review them): {kept}")
+        click.echo(f"Withdrawn (the timeline no longer supports them; kept): {kept}")
     if not (added or moved):
         click.echo("No new alerts.")
 

@@ -517,7 +517,8 @@ class Store:
         rows = self.db.execute(
             "SELECT grp, kind FROM alerts a WHERE watch_id = ? AND kind IN (?, ?, ?) AND id = ("
             " SELECT id FROM alerts b WHERE b.watch_id = a.watch_id AND b.grp = a.grp"
-            " AND b.kind IN (?, ?, ?) ORDER BY first_missing_at DESC, id DESC LIMIT 1)",
+            " AND b.kind IN (?, ?, ?) AND b.status != 'withdrawn'"
+            " ORDER BY first_missing_at DESC, id DESC LIMIT 1)",
             [watch_id, *sorted(CHANGE_KINDS), *sorted(CHANGE_KINDS)],
         ).fetchall()
         return {grp for grp, kind in rows if kind in REMOVAL_KINDS}

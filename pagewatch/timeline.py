@@ -5,8 +5,9 @@ imported bundle, a Wayback backfill) can land anywhere in a timeline, so after i
 watch's detection is run again over every capture in capture-time order, by the same rule as
 live checking (a change needs a later capture that agrees). The alerts that run implies are then
 reconciled with the stored ones: an alert whose window the new captures narrowed keeps its id,
-its acknowledgement and its note; only alerts no stored one covers are added. Running it twice
-changes nothing.
+its acknowledgement and its note; only alerts no stored one covers are added; a stored alert
+the timeline no longer implies is ``withdrawn`` (kept, never deleted). Running it twice changes
+nothing.
 
 Also here: the questions analysts ask of whole timelines (which removals happened around a
 date; in which spans of time a phrase was on a page).
@@ -54,7 +55,7 @@ class Redetected:
     captures: int  # comparable captures in its timeline
     added: tuple[int, ...]  # new alerts
     moved: tuple[int, ...]  # alerts whose window or passage changed (status and note kept)
-    stale: tuple[int, ...]  # stored alerts the timeline no longer implies (kept, not deleted)
+    stale: tuple[int, ...]  # alerts the timeline no longer implies: now ``withdrawn``, kept
     waiting: bool  # the latest change still awaits a later capture to confirm it
 
 
@@ -135,11 +136,15 @@ def _reconcile(existing: Sequence[dict[str, Any]], implied: Sequence[dict[str, A
             continue
         del free[match["id"]]
         fields = {k: alert[k] for k in _MOVABLE if k in alert and match.get(k) != alert[k]}
+        if match["status"] == "withdrawn":  # implied again: back to what it was
+            fields["status"] = "acked" if match["acked_at"] else "new"
         if fields:
             updates.append((match["id"], fields))
             if _window_moved(match, alert):
                 moved.append(match["id"])
-    return updates, inserts, tuple(moved), tuple(sorted(free))
+    stale = tuple(sorted(i for i, row in free.items() if row["status"] != "withdrawn"))
+    updates += [(alert_id, {"status": "withdrawn"}) for alert_id in stale]
+    return updates, inserts, tuple(moved), stale
 
 
 def _same_captures(rows: Any, alert: dict[str, Any]) -> dict[str, Any] | None:

@@ -394,3 +394,24 @@ def test_a_bare_date_ends_a_range_at_the_end_of_that_day(watched: Path, archive:
     result = backfill(watched, archive, "--from", "2020-12-08", "--to", "2020-12-08")
     assert result.exit_code == 0, result.output
     assert "1 captures added" in result.output
+
+
+def test_an_alert_later_history_contradicts_is_withdrawn_not_deleted(watched: Path) -> None:
+    bring_in(watched, archived(1, WITH), archived(2, WITHOUT), archived(3, WITHOUT))
+    [first] = alerts(watched)
+    assert pw(watched, "ack", str(first["id"]), "--note", "sent to the editor").exit_code == 0
+
+    # a capture just after the 'removal' still had the phrase: the removal was a flap
+    _, [redone] = bring_in(watched, archived(2.5, WITH))
+    assert redone.stale == (first["id"],)
+    [withdrawn] = alerts(watched)
+    assert (withdrawn["status"], withdrawn["note"]) == ("withdrawn", "sent to the editor")
+    assert json.loads(pw(watched, "alerts", "--json").stdout) == []  # not among the new ones
+    listed = json.loads(pw(watched, "alerts", "--json", "--status", "withdrawn").stdout)
+    assert [a["id"] for a in listed] == [first["id"]]
+
+    bring_in(watched, archived(4, WITHOUT))  # now it really went, later
+    assert [(a["status"], a["last_seen_at"], a["first_missing_at"]) for a in alerts(watched)] == [
+        ("withdrawn", iso(at(1)), iso(at(2))),
+        ("new", iso(at(2.5)), iso(at(3))),
+    ]

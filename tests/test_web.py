@@ -89,7 +89,7 @@ def test_inbox_lists_alerts_newest_first_with_counts(app: BackgroundServer, thre
         tab.get("data-status"): int(tab.cssselect(".count")[0].text)
         for tab in page.cssselect("a.tab")
     }
-    assert counts == {"new": 3, "acked": 0, "all": 3}
+    assert counts == {"new": 3, "acked": 0, "withdrawn": 0, "all": 3}
 
 
 @pytest.mark.parametrize(

@@ -134,6 +134,7 @@ def inbox(store: Store, chosen: InboxFilter) -> Inbox:
     counts = {
         "new": sum(a["status"] == "new" for a in admitted),
         "acked": sum(a["status"] == "acked" for a in admitted),
+        "withdrawn": sum(a["status"] == "withdrawn" for a in admitted),
         "all": len(admitted),
     }
     shown = [a for a in admitted if chosen.status in ("all", a["status"])]
