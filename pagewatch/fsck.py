@@ -1,6 +1,8 @@
 """Checking a workspace whole: the database's integrity, every snapshot against its name, and
 the chain of captures (each row's chain value follows from the one before it and the row's own
-digest, URL, time and status, so an edited, inserted or deleted capture row shows)."""
+digest, URL, time and status, so a capture row edited in those fields, inserted or deleted
+shows, except the deletion of the very latest capture, which nothing after it vouches for; an
+exported bundle's chain values, checked with `verify --against-workspace`, cover that)."""
 
 from __future__ import annotations
 
