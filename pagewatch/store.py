@@ -794,18 +794,7 @@ class Store:
     def ack(self, alert_ids: Sequence[int], now: datetime, note: str = "") -> list[int]:
         """Acknowledge alerts; all ids must exist. Returns those that were new."""
         with self.write() as db:
-            marks = ",".join("?" * len(alert_ids))
-            found = {
-                r[0]: r[1]
-                for r in db.execute(
-                    f"SELECT id, status FROM alerts WHERE id IN ({marks})", list(alert_ids)
-                )
-            }
-            missing = [i for i in alert_ids if i not in found]
-            if missing:
-                raise NotFound(
-                    "no alert " + ", ".join(str(i) for i in missing) + "; nothing was acknowledged"
-                )
+            found = _statuses(db, alert_ids, "nothing was acknowledged")
             fresh = [i for i in alert_ids if found[i] == "new"]
             for alert_id in fresh:
                 db.execute(
@@ -818,18 +807,7 @@ class Store:
         """Take acknowledgements back (note included); all ids must exist. Returns those that
         were acknowledged."""
         with self.write() as db:
-            marks = ",".join("?" * len(alert_ids))
-            found = {
-                r[0]: r[1]
-                for r in db.execute(
-                    f"SELECT id, status FROM alerts WHERE id IN ({marks})", list(alert_ids)
-                )
-            }
-            missing = [i for i in alert_ids if i not in found]
-            if missing:
-                raise NotFound(
-                    "no alert " + ", ".join(str(i) for i in missing) + "; nothing was changed"
-                )
+            found = _statuses(db, alert_ids, "nothing was changed")
             acked = [i for i in alert_ids if found[i] == "acked"]
             for alert_id in acked:
                 db.execute(
@@ -976,6 +954,19 @@ class Store:
         if not rows:
             raise NotFound(f"no capture {check_id}")
         return rows[0]
+
+
+def _statuses(db: sqlite_utils.Database, alert_ids: Sequence[int], else_: str) -> dict[int, str]:
+    """The status of each alert, by id; NotFound naming any id that does not exist."""
+    marks = ",".join("?" * len(alert_ids))
+    found = {
+        int(r[0]): str(r[1])
+        for r in db.execute(f"SELECT id, status FROM alerts WHERE id IN ({marks})", list(alert_ids))
+    }
+    missing = [i for i in alert_ids if i not in found]
+    if missing:
+        raise NotFound("no alert " + ", ".join(str(i) for i in missing) + f"; {else_}")
+    return found
 
 
 def _next_chain(db: sqlite_utils.Database, row: dict[str, Any]) -> str:
