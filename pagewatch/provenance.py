@@ -81,13 +81,15 @@ def chain_problems(metadata: dict[str, Any]) -> list[str]:
 
 def record_problems(responses: Iterable[ArchivedResponse], metadata: dict[str, Any]) -> list[str]:
     """Where the records and the metadata disagree: each capture's record must carry the digest,
-    time and URL of its entry, once; every entry must have its record."""
+    time and URL of its entry, once; every entry must have its record, and every response must
+    be one of the entries' (an added record would otherwise be imported as a capture)."""
     entries: dict[str, Any] = metadata["captures"]
     seen: dict[str, int] = {}
     problems = []
     for response in responses:
         entry = response.pagewatch
-        if entry is None:
+        if entry is None:  # pagewatch writes no response that is not one of its captures
+            problems.append(f"{response.origin}: a response that is none of the bundle's captures")
             continue
         key = str(entry.get("id"))
         seen[key] = seen.get(key, 0) + 1

@@ -254,9 +254,23 @@ def _drop_a_record(records: list[bytes]) -> str:
     return "its record is not in the bundle"
 
 
+def _add_a_record(records: list[bytes]) -> str:
+    """A response for the watched URL that pagewatch never captured, digests all in order."""
+    at = next(i for i, r in enumerate(records) if b"WARC-Type: response" in r)
+    head, http, body = split(records[at])
+    head = re.sub(rb"WARC-Pagewatch-Capture: \d+\r\n", b"", head)
+    head = re.sub(rb"WARC-Record-ID: <[^>]+>", b"WARC-Record-ID: <urn:uuid:forged>", head)
+    body = body.replace(b"Uyghur", b"Uygur")
+    head = re.sub(rb"WARC-Payload-Digest: .*",
+                  b"WARC-Payload-Digest: sha256:" + hashlib.sha256(body).hexdigest().encode(),
+                  head)  # fmt: skip
+    records.append(reseal(head, http + body))
+    return "a response that is none of the bundle's captures"
+
+
 @pytest.mark.parametrize(
     "forge",
-    [_move_a_date, _swap_a_body, _refile_a_capture, _drop_a_record],
+    [_move_a_date, _swap_a_body, _refile_a_capture, _drop_a_record, _add_a_record],
     ids=lambda f: f.__name__.strip("_"),
 )
 def test_a_forged_bundle_fails_verify_and_is_not_imported(
