@@ -83,6 +83,26 @@ def _policy(deadline: float) -> FetchPolicy:
     )
 
 
+def _known_list(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --list that names a watchlist, or a list the workspace's history knows (one since
+    renamed or removed); anything else is a typo, not an empty result."""
+    if not value:
+        return value
+    root = _root(ctx)
+    if (root / "watchlists" / f"{value}.toml").is_file() or not (root / DB_NAME).exists():
+        return value
+    store = workspace.open_store(root, readonly=True)
+    try:
+        known = value in store.list_names()
+    finally:
+        store.close()
+    if not known:
+        raise click.BadParameter(
+            f"no watchlist named {value!r}, and none in this workspace's history"
+        )
+    return value
+
+
 def _json(value: Any) -> None:
     click.echo(json.dumps(value, ensure_ascii=False, indent=2))
 
@@ -264,7 +284,7 @@ def run(ctx: click.Context, reload_every: float) -> None:
     show_default=True,
     help="Which alerts: new (not yet acknowledged), acked, or all.",
 )
-@click.option("--list", "list_name", help="Only alerts of this watchlist.")
+@click.option("--list", "list_name", help="Only alerts of this watchlist.", callback=_known_list)
 @click.pass_context
 def alerts_cmd(ctx: click.Context, as_json: bool, status: str, list_name: str | None) -> None:
     """List alerts, oldest first."""
@@ -394,7 +414,7 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> da
     show_default=True,
     help="Days either side of the date.",
 )
-@click.option("--list", "list_name", help="Only removals of this watchlist.")
+@click.option("--list", "list_name", help="Only removals of this watchlist.", callback=_known_list)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of alerts.")
 @click.pass_context
 def changes(
@@ -518,7 +538,7 @@ def serve(ctx: click.Context, host: str, port: int, token: str | None) -> None:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Only alerts whose phrase was first missing on or after this day (UTC), YYYY-MM-DD.",
 )
-@click.option("--list", "list_name", help="Only alerts of this watchlist.")
+@click.option("--list", "list_name", help="Only alerts of this watchlist.", callback=_known_list)
 @click.pass_context
 def report(ctx: click.Context, out: Path, since: datetime | None, list_name: str | None) -> None:
     """Write the alerts as one self-contained HTML file that opens offline, anywhere."""
@@ -577,7 +597,7 @@ def _bar(label: str, total: int) -> Any:
     type=click.Path(dir_okay=False, path_type=Path),
     help="The bundle to write: NAME.wacz (WACZ 1.1) or NAME.warc.gz (WARC 1.1).",
 )
-@click.option("--list", "list_name", help="Only captures of this watchlist.")
+@click.option("--list", "list_name", help="Only captures of this watchlist.", callback=_known_list)
 @click.option("--url", help="Only captures of this watched URL.")
 @click.option("--since", metavar="DATE", callback=_moment, help="Only captures from this date.")
 @click.option("--until", metavar="DATE", callback=_moment, help="Only captures up to this date.")

@@ -412,6 +412,10 @@ class Store:
         ).fetchall()
         return {(r[0], r[1]): (r[2], r[3]) for r in rows}
 
+    def list_names(self) -> set[str]:
+        """Every list a watch of this workspace has belonged to."""
+        return {r[0] for r in self.db.execute("SELECT DISTINCT list FROM watches")}
+
     def watch_id(self, url: str, list_name: str | None = None) -> list[int]:
         sql, args = "SELECT id FROM watches WHERE url = ?", [url]
         if list_name:

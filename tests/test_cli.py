@@ -131,7 +131,7 @@ def test_ack_moves_alert_out_of_new(removal: tuple[Path, str]) -> None:
     [again] = json.loads(pw(root, "alerts", "--json", "--status", "acked").stdout)
     assert (again["id"], again["status"], again["note"]) == (alert["id"], "acked", "seen, archived")
     assert len(json.loads(pw(root, "alerts", "--json", "--status", "all").stdout)) == 1
-    assert json.loads(pw(root, "alerts", "--json", "--list", "other").stdout) == []
+    assert pw(root, "alerts", "--json", "--list", "other").exit_code == 2  # no such list
 
 
 @pytest.mark.parametrize(
@@ -279,3 +279,20 @@ def test_add_outside_a_workspace_says_so_and_writes_nothing(tmp_path: Path) -> N
     assert result.exit_code == 1
     assert "not a pagewatch workspace" in result.output and "pagewatch init" in result.output
     assert not (tmp_path / "watchlists").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["alerts", "--list", "nosuch"], ["changes", "--around", "2020-12-08", "--list", "nosuch"],
+     ["report", "--out", "r.html", "--list", "nosuch"], ["export", "--out", "x.wacz", "--list",
+     "nosuch"]],
+    ids=["alerts", "changes", "report", "export"],
+)  # fmt: skip
+def test_an_unknown_list_is_bad_usage_not_an_empty_result(
+    removal: tuple[Path, str], args: list[str]
+) -> None:
+    root, _ = removal
+    result = pw(root, *args)
+    assert result.exit_code == 2
+    assert "no watchlist named 'nosuch'" in result.output
+    assert pw(root, "alerts", "--list", "vendors").exit_code == 0  # a real one still works

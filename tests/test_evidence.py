@@ -152,12 +152,13 @@ def test_a_bundle_from_another_workspace_fails_the_workspace_check(
     ("args", "message"),
     [
         (["--out", "x.zip"], "must end in .wacz or .warc.gz"),
-        (["--out", "x.wacz", "--list", "nosuch"], "nothing to export"),
+        (["--out", "x.wacz", "--list", "nosuch"], "no watchlist named 'nosuch'"),
+        (["--out", "x.wacz", "--since", "2099-01-01"], "nothing to export"),
         (["--out", "x.wacz", "--alert", "99"], "no alert 99"),
         (["--out", "x.wacz", "--alert", "1", "--list", "golden"], "--alert takes no"),
         (["--out", "x.wacz", "--since", "yesterday"], "not an ISO 8601 date"),
     ],
-    ids=["suffix", "empty", "unknown-alert", "alert-and-list", "bad-date"],
+    ids=["suffix", "unknown-list", "empty", "unknown-alert", "alert-and-list", "bad-date"],
 )
 def test_export_refuses_bad_requests_in_one_line(
     removal: Path, tmp_path: Path, args: list[str], message: str
