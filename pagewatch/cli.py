@@ -340,7 +340,8 @@ def ack(ctx: click.Context, alert_ids: tuple[int, ...], note: str) -> None:
     if fresh:
         click.echo("Acknowledged " + " ".join(str(i) for i in fresh))
     if already:
-        click.echo("Already acknowledged " + " ".join(str(i) for i in already))
+        noted = " (note replaced)" if note else ""
+        click.echo("Already acknowledged " + " ".join(str(i) for i in already) + noted)
 
 
 @cli.command()

@@ -796,7 +796,8 @@ class Store:
         return rows[0]
 
     def ack(self, alert_ids: Sequence[int], now: datetime, note: str = "") -> list[int]:
-        """Acknowledge alerts; all ids must exist. Returns those that were new."""
+        """Acknowledge alerts; all ids must exist. Returns those that were new. A note given
+        for an alert acknowledged already replaces its note (its time stays)."""
         with self.write() as db:
             found = _statuses(db, alert_ids, "nothing was acknowledged")
             fresh = [i for i in alert_ids if found[i] == "new"]
@@ -805,6 +806,9 @@ class Store:
                     "UPDATE alerts SET status = 'acked', acked_at = ?, note = ? WHERE id = ?",
                     [iso(now), note, alert_id],
                 )
+            if note:
+                for alert_id in (i for i in alert_ids if found[i] == "acked"):
+                    db.execute("UPDATE alerts SET note = ? WHERE id = ?", [note, alert_id])
         return fresh
 
     def unack(self, alert_ids: Sequence[int]) -> list[int]:

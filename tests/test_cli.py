@@ -296,3 +296,13 @@ def test_an_unknown_list_is_bad_usage_not_an_empty_result(
     assert result.exit_code == 2
     assert "no watchlist named 'nosuch'" in result.output
     assert pw(root, "alerts", "--list", "vendors").exit_code == 0  # a real one still works
+
+
+def test_a_note_for_an_acknowledged_alert_replaces_its_note(removal: tuple[Path, str]) -> None:
+    root, _ = removal
+    assert pw(root, "ack", "1", "--note", "first").exit_code == 0
+    [before] = json.loads(pw(root, "alerts", "--json", "--status", "acked").stdout)
+    again = pw(root, "ack", "1", "--note", "sent to legal")
+    assert again.stdout == "Already acknowledged 1 (note replaced)\n"
+    [after] = json.loads(pw(root, "alerts", "--json", "--status", "acked").stdout)
+    assert (after["note"], after["acked_at"]) == ("sent to legal", before["acked_at"])
