@@ -103,9 +103,7 @@ def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
         f"  {before_label}  {alert['last_seen_at']}  snapshot {alert['snapshot_before']}",
         f"  {after_label}  {alert['first_missing_at']}  snapshot {alert['snapshot_after']}",
         f"  captures       #{alert['capture_before']} -> #{alert['capture_after']}",
-        f"  status         {alert['status']}"
-        + (f" at {alert['acked_at']}" if alert["acked_at"] else "")
-        + (f" ({alert['note']})" if alert["note"] else ""),
+        _status_line(alert),
         "",
         "Passage"
         + (" (approximate: the diff could not pin it down)" if alert["context_approximate"] else "")
@@ -118,6 +116,12 @@ def show_lines(alert: dict[str, Any], style: Any = None) -> list[str]:
     passage = "".join(pieces) if pieces else alert["context"] or "(no passage recorded)"
     lines += ["  " + line for line in passage.splitlines() or [""]]
     return lines
+
+
+def _status_line(alert: dict[str, Any]) -> str:
+    acked = f" at {alert['acked_at']}" if alert["acked_at"] else ""
+    note = f" ({alert['note']})" if alert["note"] else ""
+    return f"  status         {alert['status']}{acked}{note}"
 
 
 def _size_lines(alert: dict[str, Any]) -> list[str]:
@@ -155,9 +159,7 @@ def _health_lines(alert: dict[str, Any]) -> list[str]:
         f"  {before}  {alert['last_seen_at']}  snapshot {snapshot_before}",
         f"  {after}  {alert['first_missing_at']}  snapshot {snapshot_after}",
         f"  checks         #{alert['capture_before']} -> #{alert['capture_after']}",
-        f"  status         {alert['status']}"
-        + (f" at {alert['acked_at']}" if alert["acked_at"] else "")
-        + (f" ({alert['note']})" if alert["note"] else ""),
+        _status_line(alert),
         "",
         "Why:",
         f"  {alert['context']}",

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,43 @@ class Page:
 NOT_FOUND = Page(b"<html><body><h1>Not Found</h1></body></html>", 404)
 
 
-class ReplayServer:
+class LocalServer:
+    """An HTTP server on 127.0.0.1 in a thread of its own: start, stop, or use as a context."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], poll_interval: float = 0.5):
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True
+        )
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ReplayServer(LocalServer):
     """Serves ``pages`` (path -> Page, path including any query) until stopped."""
 
     def __init__(self, pages: Mapping[str, Page] | None = None):
@@ -73,14 +110,7 @@ class ReplayServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -98,23 +128,3 @@ class ReplayServer:
     def replace(self, pages: Mapping[str, Page]) -> None:
         with self._lock:
             self.pages = dict(pages)
-
-    def start(self) -> ReplayServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> ReplayServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -30,9 +30,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, quote_plus, urljoin, urlsplit
+
+from pagewatch.replay import LocalServer
 
 HTML = (("Content-Type", "text/html; charset=utf-8"),)
 CDX_FIELDS = ("urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length")
@@ -104,7 +105,7 @@ def stamp_datetime(stamp: str) -> datetime:
     return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
 
 
-class FakeWayback:
+class FakeWayback(LocalServer):
     """Serves ``history`` as the Wayback Machine would, until stopped."""
 
     def __init__(self, history: Iterable[Snapshot] = ()):
@@ -125,16 +126,7 @@ class FakeWayback:
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        super().__init__(Handler, poll_interval=0.01)
 
     def add(self, *snapshots: Snapshot) -> None:
         with self._lock:
@@ -148,26 +140,6 @@ class FakeWayback:
     def seen(self, where: str) -> list[Seen]:
         prefix = "/cdx/" if where == "cdx" else "/web/"
         return [r for r in self.requests if r.path.startswith(prefix)]
-
-    def start(self) -> FakeWayback:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeWayback:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- answering ---------------------------------------------------------------------------
 

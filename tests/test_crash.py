@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from conftest import wait_for
 
 from pagewatch.cli import cli
 from pagewatch.replay import Page, ReplayServer
@@ -200,15 +201,6 @@ def checks_stored(root: Path) -> int:
         return int(db.execute("SELECT COUNT(*) FROM checks").fetchone()[0])
     finally:
         db.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def small_workspace(root: Path, server: ReplayServer, pages: int = 6) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import wait_for
 
 from pagewatch.cli import cli
 from pagewatch.replay import Page, ReplayServer
@@ -55,15 +56,6 @@ def checks(root: Path) -> list[tuple[str, str, str]]:
         ).fetchall()
     finally:
         db.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture
