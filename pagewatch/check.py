@@ -24,10 +24,11 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from . import detect, diff, extract, health, match
+from .client import Client
 from .errors import StoreError, WorkspaceError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content, fetch
 from .models import (
@@ -41,9 +42,6 @@ from .models import (
     Watch,
 )
 from .store import CheckRow, Store, iso, parse_iso
-
-if TYPE_CHECKING:
-    import httpx
 
 log = logging.getLogger("pagewatch.check")
 
@@ -163,7 +161,7 @@ class Checker:
     def __init__(
         self,
         store: Store,
-        client: httpx.AsyncClient,
+        client: Client,
         now: Callable[[], datetime],
         *,
         policy: FetchPolicy = FetchPolicy(),

@@ -1,14 +1,15 @@
 """Fetching one URL into a `Capture` or a `FailedCheck`.
 
 The body is read as raw bytes (content-encoding intact, which is what evidence keeps), under a
-total wall-clock deadline and a size cap; httpx's read timeout is per chunk, so a server that
+total wall-clock deadline and a size cap; the client's read timeout is per read, so a server that
 trickles one byte at a time would otherwise never be cut off. Redirects are followed here, not by
-httpx, so every hop is recorded and checked before we connect to it.
+the client (client.py), so every hop is recorded and checked before we connect to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import socket
@@ -21,6 +22,7 @@ import brotli
 import httpx
 import zstandard
 
+from .client import Client, ClientError, ConnectError, Response, Timeout
 from .models import Capture, FailedCheck, Redirect
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -43,23 +45,12 @@ class FetchPolicy:
     user_agent: str = USER_AGENT
 
 
-def make_client(policy: FetchPolicy, max_connections: int = 32) -> httpx.AsyncClient:
+def make_client(policy: FetchPolicy) -> Client:
     """The one client a pass shares; the caller owns and closes it."""
-    timeout = httpx.Timeout(
-        connect=policy.connect_timeout,
-        read=policy.read_timeout,
-        write=policy.read_timeout,
-        pool=policy.deadline,
-    )
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(
-        timeout=timeout,
-        limits=limits,
-        follow_redirects=False,
-        headers={"User-Agent": policy.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
-        trust_env=False,
+    return Client(
+        connect_timeout=policy.connect_timeout,
+        read_timeout=policy.read_timeout,
+        headers={"Accept-Encoding": ACCEPT_ENCODING, "User-Agent": policy.user_agent},
     )
 
 
@@ -72,7 +63,7 @@ class _Failure(ValueError):
 
 
 async def fetch(
-    client: httpx.AsyncClient,
+    client: Client,
     url: str,
     now: Callable[[], datetime],
     policy: FetchPolicy = FetchPolicy(),
@@ -93,12 +84,14 @@ async def fetch(
         reason, message, status = "timeout", f"no complete answer within {policy.deadline:g}s", None
     except _Failure as failure:
         reason, message, status = failure.reason, failure.message, failure.status
-    except httpx.TimeoutException as exc:
-        reason, message, status = "timeout", f"{type(exc).__name__}: {exc}".rstrip(": "), None
-    except httpx.ConnectError as exc:
+    except Timeout as exc:
+        reason, message, status = "timeout", str(exc), None
+    except ConnectError as exc:
         reason, message, status = "connect", f"cannot connect: {exc}", None
-    except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError) as exc:
-        reason, message, status = "network", f"{type(exc).__name__}: {exc}".rstrip(": "), None
+    except ClientError as exc:
+        reason, message, status = "network", str(exc), None
+    except httpx.InvalidURL as exc:
+        reason, message, status = "network", f"invalid URL: {exc}", None
     except (OSError, ValueError, UnicodeError) as exc:
         reason, message, status = "network", f"{type(exc).__name__}: {exc}", None
     if hops:
@@ -115,25 +108,23 @@ async def fetch(
 
 
 async def _fetch(
-    client: httpx.AsyncClient,
+    client: Client,
     url: str,
     now: Callable[[], datetime],
     policy: FetchPolicy,
     hops: list[Redirect],
     validators: Mapping[str, str],
 ) -> Capture | FailedCheck:
-    target = _checked_url(url)
+    target = _watched_url(url)
     seen = {str(target)}
     while True:
-        request = client.build_request("GET", target, headers=None if hops else validators)
-        response = await client.send(request, stream=True)
-        try:
+        async with client.stream(target, None if hops else validators) as response:
             captured_at = now()
             status = response.status_code
             if status in REDIRECT_STATUSES and "location" in response.headers:
                 location = response.headers["location"]
                 try:
-                    next_url = _checked_url(response.url.join(location))
+                    next_url = _checked_url(target.join(location))
                 except httpx.InvalidURL as exc:
                     raise _Failure(
                         "bad_redirect", f"redirect to an invalid URL {location!r}"
@@ -148,21 +139,20 @@ async def _fetch(
                     )
                 seen.add(str(next_url))
                 target = next_url
+                await _drain(response)  # so that the connection can serve the next hop
                 continue
             not_modified = status == 304 and bool(validators) and not hops
             if not (200 <= status < 300 or status in GONE_STATUSES or not_modified):
                 raise _Failure(f"http_{status}", _status_message(response), status)
             body = await _read_capped(response, policy.max_body)
-            await _refuse_excess(response)
-        finally:
-            await response.aclose()
+            _refuse_excess(response)
         headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw)
         decoded = decode_content(
-            body, response.headers.get("content-encoding", ""), policy.max_decoded
+            body, response.headers.get("content-encoding", "") or "", policy.max_decoded
         )
         return Capture(
             url=url,
-            final_url=str(response.url),
+            final_url=str(target),
             status=status,
             headers=headers,
             body=body,
@@ -185,6 +175,10 @@ def _checked_url(url: str | httpx.URL) -> httpx.URL:
     if address is not None and _refused(address):
         raise _Failure("refused_address", f"refusing link-local/metadata address {host}")
     return parsed
+
+
+#: a watched URL, parsed and checked once per process rather than at every check
+_watched_url = functools.lru_cache(maxsize=16384)(_checked_url)
 
 
 async def _check_resolved(url: httpx.URL) -> None:
@@ -245,27 +239,14 @@ _METADATA_HOSTS = frozenset(
 )  # fmt: skip
 
 
-async def _refuse_excess(response: httpx.Response) -> None:
+def _refuse_excess(response: Response) -> None:
     """Fail a response whose server sent more than the body it declared.
 
     A body longer than its Content-Length (or data after the last chunk) means the length lies:
-    the body we hold is cut short, and a cut page reads like a removal. h11 keeps such bytes for
-    a response nobody asked for; httpx has no public way to see them, so this looks through
-    httpcore's private attributes (finding nothing should they change) and closes the
-    connection, which would otherwise hand those bytes to the next request as its answer.
+    the body we hold is cut short, and a cut page reads like a removal. (The connection is not
+    used again: those bytes would be the next request's answer.)
     """
-    connection: object = response.stream
-    for name in ("_stream", "_httpcore_stream", "_stream", "_connection"):
-        connection = getattr(connection, name, None)
-    trailing = getattr(getattr(connection, "_h11_state", None), "trailing_data", None)
-    if not (isinstance(trailing, tuple) and trailing and isinstance(trailing[0], bytes)):
-        return
-    extra = trailing[0]
-    if not extra:
-        return
-    close = getattr(connection, "aclose", None)
-    if close is not None:
-        await close()
+    extra = response.extra
     if not extra.strip() or response.status_code in (204, 304):
         return  # a stray CRLF after the body; a body after a 304, which has none: ignored
     declared = response.headers.get("content-length")
@@ -274,8 +255,8 @@ async def _refuse_excess(response: httpx.Response) -> None:
     raise _Failure("bad_length", message + ": the body would be cut short")
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    declared = response.headers.get("content-length", "")
+async def _read_capped(response: Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length", "") or ""
     if declared.isdigit() and int(declared) > limit:
         raise _Failure("too_large", f"body of {int(declared):,} bytes is over the cap of {limit:,}")
     chunks, size = [], 0
@@ -287,12 +268,12 @@ async def _read_capped(response: httpx.Response, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def read_body(response: httpx.Response, limit: int) -> bytes:
-    """The raw body under the cap, refused when the server sends more than it declared: the
-    reading fetch() does, for other readers of raw bodies (wayback.py). Raises ValueError."""
-    body = await _read_capped(response, limit)
-    await _refuse_excess(response)
-    return body
+async def _drain(response: Response) -> None:
+    """Read and drop a redirect's body if it is small; otherwise its connection is closed."""
+    declared = response.headers.get("content-length", "") or ""
+    if declared.isdigit() and int(declared) <= 64 * 1024:
+        async for _ in response.aiter_raw():
+            pass
 
 
 def decode_content(body: bytes, encoding: str, limit: int) -> bytes | None:
@@ -409,7 +390,7 @@ def _unzstd(data: bytes, limit: int) -> bytes:
     return b"".join(out)
 
 
-def _status_message(response: httpx.Response) -> str:
+def _status_message(response: Response) -> str:
     phrase = response.reason_phrase or ""
     retry = response.headers.get("retry-after")
     suffix = f" (Retry-After: {retry})" if retry else ""

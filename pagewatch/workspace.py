@@ -19,6 +19,7 @@ from .store import DB_NAME, Store, utcnow
 from .timeline import Redetected, redetect
 from .watchlist import add_watch, load_watchlists
 from .wayback import WaybackPolicy
+from .wayback import make_client as archive_client
 
 ENV_VAR = "PAGEWATCH_WORKSPACE"
 
@@ -82,7 +83,7 @@ async def check_pass(
         log.info("%s moved from list %r to %r; its history moves with it", url, old, new)
     executor = make_executor(len(watches))
     try:
-        async with make_client(policy, max_connections=concurrency) as client:
+        async with make_client(policy) as client:
             checker = Checker(
                 store,
                 client,
@@ -224,7 +225,7 @@ async def backfill_watches(
     on_event: Callable[[Watch, str, int, int], None] | None = None,
 ) -> tuple[Ingested, list[Redetected]]:
     """Backfill each watch from the Wayback Machine, then decide the affected watches again."""
-    async with make_client(policy.fetch, max_connections=2) as client:
+    async with archive_client(policy.fetch) as client:
         summary = await backfill(
             store, client, watches, policy, since=since, until=until, on_event=on_event
         )

@@ -245,3 +245,104 @@ def test_refused_connection_is_a_failed_check() -> None:
 
     result = asyncio.run(go())
     assert isinstance(result, FailedCheck) and result.reason == "connect"
+
+
+# -- keep-alive: connections reused, and a connection the server dropped while idle -------------
+
+
+class KeepAliveServer:
+    """Answers many requests per connection (``Content-Length``, no ``Connection: close``).
+
+    ``drop``: what a connection does on its second request: ``"idle"`` closes it as soon as the
+    first answer is sent (a server's idle timeout), ``"on-request"`` reads the next request and
+    closes without a word (the timeout fired as the request arrived), ``"half"`` sends half an
+    answer and closes. Counts the connections accepted and the requests answered in full.
+    """
+
+    def __init__(self, drop: str = ""):
+        self.drop = drop
+        self.connections = 0
+        self.answered = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(HTML), HTML)
+        with conn, contextlib.suppress(OSError):
+            for number in range(1000):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                if number == 1 and self.drop == "on-request":
+                    return
+                if number == 1 and self.drop == "half":
+                    conn.sendall(answer[: len(answer) // 2])
+                    return
+                conn.sendall(answer)
+                self.answered += 1
+                if self.drop == "idle":
+                    return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def fetch_all(urls: list[str], pause: float = 0.0) -> list[Capture | FailedCheck]:
+    """Fetch one after another with one client, as a pass does."""
+
+    async def go() -> list[Capture | FailedCheck]:
+        async with make_client(POLICY) as client:
+            found = []
+            for url in urls:
+                found.append(await fetch(client, url, now, POLICY))
+                await asyncio.sleep(pause)
+            return found
+
+    return asyncio.run(go())
+
+
+def test_one_connection_serves_a_pass() -> None:
+    server = KeepAliveServer()
+    results = fetch_all([server.url(f"/p{i}") for i in range(5)])
+    server.close()
+    assert all(isinstance(r, Capture) and r.body == HTML for r in results)
+    assert (server.connections, server.answered) == (1, 5)
+
+
+@pytest.mark.parametrize(("drop", "pause"), [("idle", 0.2), ("idle", 0.0), ("on-request", 0.0)])
+def test_a_connection_dropped_while_idle_is_replaced(drop: str, pause: float) -> None:
+    """Whether the close is seen before sending (pause) or only after (none, or a request the
+    server read and dropped), the next fetch gets its page on a new connection."""
+    server = KeepAliveServer(drop)
+    results = fetch_all([server.url(f"/p{i}") for i in range(3)], pause)
+    server.close()
+    assert all(isinstance(r, Capture) and r.body == HTML for r in results), results
+    assert server.answered == 3
+
+
+def test_an_answer_cut_short_on_a_reused_connection_is_not_retried() -> None:
+    """Half an answer is an answer: the server acted on the request, so it fails, classified."""
+    server = KeepAliveServer("half")
+    results = fetch_all([server.url("/a"), server.url("/b")])
+    server.close()
+    assert isinstance(results[0], Capture)
+    assert isinstance(results[1], FailedCheck) and results[1].reason == "network"
+    assert server.connections == 1

@@ -19,7 +19,7 @@ from fake_wayback import RESET, Canned, FakeWayback, Snapshot
 
 from pagewatch import check, detect
 from pagewatch.errors import ArchiveError, CaptureGone, PagewatchError
-from pagewatch.fetch import GONE_STATUSES, FetchPolicy, decode_content, make_client
+from pagewatch.fetch import GONE_STATUSES, FetchPolicy, decode_content
 from pagewatch.models import ArchivedResponse, PhraseGroup
 from pagewatch.wayback import (
     NOT_ORIGINAL_HEADER,
@@ -30,6 +30,7 @@ from pagewatch.wayback import (
     collapse_runs,
     fetch_capture,
     list_captures,
+    make_client,
     parse_cdx,
     payload_digest,
 )
