@@ -101,7 +101,12 @@ class PassSummary:
 
 def config_hash(watch: Watch) -> str:
     """What the stored counts of a capture depend on besides its body."""
-    key = f"{extract.RULES_VERSION}\n{match.fingerprint(watch.groups)}\n{watch.selector or ''}"
+    return _config_hash(watch.groups, watch.selector)
+
+
+@functools.lru_cache(maxsize=1024)  # a watchlist's watches share their groups: hashed once
+def _config_hash(groups: tuple[PhraseGroup, ...], selector: str | None) -> str:
+    key = f"{extract.RULES_VERSION}\n{match.fingerprint(groups)}\n{selector or ''}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -179,6 +184,9 @@ class Checker:
         self._global = asyncio.Semaphore(concurrency)
         self._per_host_limit = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
+        self._health_seen: set[tuple[str, str]] = set()  # watches whose health was looked at
+        self._rows: dict[tuple[str, str], tuple[int, int, str | None, str]] | None = None
+        self._unsettled_ids: set[int] | None = None
 
     async def run_pass(
         self,
@@ -202,18 +210,36 @@ class Checker:
 
         Anything unexpected is logged with the URL and reported as an ``error`` outcome, so one
         bad watch never stops a pass; a workspace that cannot be written (full disk, read-only)
-        raises WorkspaceError, since every other check would fail the same way.
+        raises WorkspaceError, since every other check would fail the same way. The latest
+        capture is read before the fetch (its validators) and read again after it only if
+        another process has written since.
         """
-        self._health(watch)  # first, what a crash may have left unraised after the last check
-        result = await self._fetch(watch)
         try:
-            outcome = await self._record(watch, result)
+            chash = config_hash(watch)
+            watch_id = self._watch_id(watch, chash)
+            if watch.key not in self._health_seen:
+                self._health_seen.add(watch.key)
+                if watch_id in self._unsettled():  # what a crash left unraised after the last check
+                    self._health(watch, watch_id)
+            version = self.store.data_version()
+            previous = self.store.last_capture(watch_id)
+            validators = self._validators(watch, previous, chash)
         except WorkspaceError:
             raise
         except Exception as exc:  # one watch's trouble must not end the pass
             log.exception("error %s [%s]: %s", watch.url, watch.list, exc)
             return CheckOutcome(watch, "error", False, (), f"{type(exc).__name__}: {exc}", None)
-        raised = self._health(watch)
+        result = await self._fetch(watch, validators)
+        try:
+            if self.store.data_version() != version:  # another process wrote meanwhile
+                previous = self.store.last_capture(watch_id)
+            outcome = await self._record(watch, result, known=(watch_id, previous))
+        except WorkspaceError:
+            raise
+        except Exception as exc:  # one watch's trouble must not end the pass
+            log.exception("error %s [%s]: %s", watch.url, watch.list, exc)
+            return CheckOutcome(watch, "error", False, (), f"{type(exc).__name__}: {exc}", None)
+        raised = self._health(watch, watch_id, seeing=outcome.outcome == "capture")
         if raised:
             ids, note = raised
             outcome = replace(
@@ -222,21 +248,26 @@ class Checker:
         log.info("%s %s [%s] %s", outcome.outcome, watch.url, watch.list, outcome.message)
         return outcome
 
-    def _health(self, watch: Watch) -> tuple[tuple[int, ...], str] | None:
+    def _health(
+        self, watch: Watch, watch_id: int, seeing: bool = False
+    ) -> tuple[tuple[int, ...], str] | None:
         """Raise the health alert the watch's latest check calls for, once a spell (see
-        health.py); the alert's id and a note, or None. Never fails the check it follows."""
+        health.py); the alert's id and a note, or None. Never fails the check it follows.
+        ``seeing``: the latest check is a capture, the usual case, which matters only when it
+        ends a spell."""
         try:
-            ids = self.store.watch_id(watch.url, watch.list)
-            recent = self.store.health_checks(ids[0], health.BLIND_CHECKS) if ids else []
+            if seeing and not self.store.spell(watch_id):
+                return None
+            recent = self.store.health_checks(watch_id, health.BLIND_CHECKS)
             if not recent:
                 return None
             latest, previous = recent[0], None
-            spell = self.store.spell(ids[0])
+            spell = self.store.spell(watch_id)
             if latest["outcome"] == "capture":
                 if not spell:
                     return None  # the usual case: seeing the page, and no spell to end
-                previous, latest = self.store.spell_end(ids[0])
-            good, first = self.store.health_marks(ids[0])
+                previous, latest = self.store.spell_end(watch_id)
+            good, first = self.store.health_marks(watch_id)
             assert first is not None  # the watch has checks
             verdict = health.health(
                 watch,
@@ -251,35 +282,57 @@ class Checker:
                 return None
             row = health.alert_row(kind, verdict, latest, previous, good or first)
             alert_id = self.store.raise_health(
-                {**row, "watch_id": ids[0], "created_at": iso(self.now())}
+                {**row, "watch_id": watch_id, "created_at": iso(self.now())}
             )
         except StoreError as exc:
             log.error("%s: watch health not recorded: %s", watch.url, exc)
             return None
         return ((alert_id,), f"{kind} (alert {alert_id})") if alert_id else None
 
-    async def _fetch(self, watch: Watch) -> Capture | FailedCheck:
+    def _watch_id(self, watch: Watch, chash: str) -> int:
+        """The watch's row id, its row created or brought up to date if the watchlist changed it;
+        the rows are read once per checker, not once per check."""
+        if self._rows is None:
+            self._rows = self.store.watch_rows()
+        key = (watch.list, watch.url)
+        found = self._rows.get(key)
+        if found is None or found[1:] != (watch.every, watch.selector, chash):
+            watch_id = self.store.sync_watch(watch, chash, self.now())
+            found = self._rows[key] = (watch_id, watch.every, watch.selector, chash)
+        return found[0]
+
+    def _unsettled(self) -> set[int]:
+        """Watches whose latest check may have left a health alert to raise (see health.py):
+        it was no capture, or a spell is open. Read once per checker."""
+        if self._unsettled_ids is None:
+            self._unsettled_ids = self.store.unsettled_watches()
+        return self._unsettled_ids
+
+    async def _fetch(
+        self, watch: Watch, validators: dict[str, str] | None = None
+    ) -> Capture | FailedCheck:
         host = urlsplit(watch.url).hostname or ""
         semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
-        try:
-            validators = self._validators(watch)
-        except StoreError as exc:  # no validators is always safe: the page is fetched in full
-            log.warning("%s: fetching in full: %s", watch.url, exc)
-            validators = {}
+        if validators is None:
+            try:
+                ids = self.store.watch_id(watch.url, watch.list)
+                previous = self.store.last_capture(ids[0]) if ids else None
+                validators = self._validators(watch, previous, config_hash(watch))
+            except StoreError as exc:  # no validators is always safe: the page is fetched in full
+                log.warning("%s: fetching in full: %s", watch.url, exc)
+                validators = {}
         async with self._global, semaphore:
             return await fetch(self.client, watch.url, self.now, self.policy, validators)
 
-    def _validators(self, watch: Watch) -> dict[str, str]:
+    def _validators(self, watch: Watch, previous: CheckRow | None, chash: str) -> dict[str, str]:
         """If-None-Match / If-Modified-Since from the last capture, when a 304 could stand in
         for it: a plain 200 capture, compared, counted the way the watch counts now."""
-        ids = self.store.watch_id(watch.url, watch.list)
-        previous = self.store.last_capture(ids[0]) if ids else None
         if (
             previous is None
             or not previous.compared
             or previous.redirected
             or previous.status != 200
-            or previous.config_hash != config_hash(watch)
+            or previous.config_hash != chash
         ):
             return {}
         full = self.store.last_full_fetch(previous.watch_id)
@@ -293,11 +346,20 @@ class Checker:
         return found
 
     async def _record(
-        self, watch: Watch, result: Capture | FailedCheck, compare: bool = True
+        self,
+        watch: Watch,
+        result: Capture | FailedCheck,
+        compare: bool = True,
+        known: tuple[int, CheckRow | None] | None = None,
     ) -> CheckOutcome:
+        """Store a fetch's result and, if ``compare``, compare it. ``known``: the watch's row id
+        and latest capture, as the store has them now (else they are read here)."""
         chash = config_hash(watch)
-        watch_id = self.store.sync_watch(watch, chash, self.now())
-        previous = self.store.last_capture(watch_id)
+        if known is None:
+            watch_id = self._watch_id(watch, chash)
+            previous = self.store.last_capture(watch_id)
+        else:
+            watch_id, previous = known
         if isinstance(result, Capture) and result.status == 304:
             result = _as_before(result, previous, chash)
         if isinstance(result, FailedCheck):
@@ -313,6 +375,10 @@ class Checker:
         if not_modified:  # whichever path stores it, it is no full fetch (see last_full_fetch)
             row["message"] = NOT_MODIFIED
         blob = None if not_modified else (capture.body, capture.sha256)
+        if blob and not (previous and previous.sha256 == capture.sha256):
+            # compressed and synced in a thread (zlib and fsync let go of the GIL): the other
+            # core works while the event loop goes on; add_check finds it stored
+            await asyncio.to_thread(self.store.blobs.put, *blob)
         if (
             compare
             and previous
@@ -354,8 +420,8 @@ class Checker:
         if outcome == "superseded":
             note = "a newer capture was stored meanwhile; kept, not compared"
             return CheckOutcome(watch, outcome, changed, (), note, check_id)
-        known = {check_id: analysis} if analysis.text else {}
-        alerts, notes = await self.compare_pending(watch, watch_id, known, confirm=check_id)
+        analysed = {check_id: analysis} if analysis.text else {}
+        alerts, notes = await self.compare_pending(watch, watch_id, analysed, confirm=check_id)
         message = f"HTTP {capture.status}" + ("" if changed else ", unchanged")
         if capture.redirects:
             message += f", redirected to {capture.final_url}"

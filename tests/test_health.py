@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from pagewatch.check import _failed_row, config_hash
 from pagewatch.cli import cli
 from pagewatch.health import RecentCheck, health
-from pagewatch.models import PhraseGroup, Watch
+from pagewatch.models import FailedCheck, PhraseGroup, Watch
 from pagewatch.replay import Page, ReplayServer
+from pagewatch.store import Store
+from pagewatch.workspace import select_watches
 
 NOW = datetime(2026, 1, 10, 12, 0, tzinfo=UTC)
 W = Watch("https://v.example/d", "l", 3600, (PhraseGroup("u", ("Uyghur",)),))
@@ -77,3 +80,35 @@ def test_status_command(tmp_path: Path, server: ReplayServer) -> None:
         (server.url("/walled"), "blind", False),
         (server.url("/unchecked"), "new", True),
     ]
+
+
+def test_a_health_alert_a_crash_left_unraised_is_raised_by_the_next_check(
+    tmp_path: Path, server: ReplayServer
+) -> None:
+    """A check stored, then the process killed before its health alert: the next check (in a
+    new process) raises it first, then the alert its own outcome calls for."""
+    runner = CliRunner()
+    ws = ["--workspace", str(tmp_path)]
+    runner.invoke(cli, [*ws, "init"])
+    server.set("/walled", Page(b"denied", 403))
+    (tmp_path / "watchlists" / "s.toml").write_text(
+        f'[phrases]\nu = ["Uyghur"]\n\n[[watch]]\nurl = "{server.url("/walled")}"\n', "utf-8"
+    )
+    for _ in range(2):
+        assert runner.invoke(cli, [*ws, "check"]).exit_code == 0
+    watch = select_watches(tmp_path)[0]
+    store = Store(tmp_path)
+    watch_id = store.watch_id(watch.url, watch.list)[0]
+    failed = FailedCheck(watch.url, "http_403", "HTTP 403", datetime.now(UTC), 403, watch.url)
+    store.add_check(_failed_row(watch_id, failed, config_hash(watch)))  # and then the kill
+    store.close()
+    assert _kinds(runner, ws) == []
+
+    server.set("/walled", Page.html("<p>Is it Uyghur</p>"))
+    assert runner.invoke(cli, [*ws, "check"]).exit_code == 0
+    assert _kinds(runner, ws) == ["blocked", "restored_health"]
+
+
+def _kinds(runner: CliRunner, ws: list[str]) -> list[str]:
+    found = json.loads(runner.invoke(cli, [*ws, "alerts", "--json"]).stdout)
+    return [a["kind"] for a in sorted(found, key=lambda a: a["id"])]
