@@ -181,6 +181,7 @@ class Checker:
         self.now = now
         self.policy = policy
         self.executor = executor
+        self._concurrency = concurrency
         self._global = asyncio.Semaphore(concurrency)
         self._per_host_limit = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
@@ -195,14 +196,18 @@ class Checker:
     ) -> PassSummary:
         """Check every watch once, many at a time; a watch's failure never stops the others."""
         summary = PassSummary()
+        queue = iter(watches)
 
-        async def one(watch: Watch) -> None:
-            outcome = await self.check(watch)
-            summary.add(outcome)
-            if on_done:
-                on_done(outcome)
+        async def worker() -> None:
+            for watch in queue:
+                outcome = await self.check(watch)
+                summary.add(outcome)
+                if on_done:
+                    on_done(outcome)
 
-        await asyncio.gather(*(one(w) for w in watches))
+        # a fixed number of workers, not a task per watch: memory stays flat as passes grow;
+        # more workers than fetches at once, as a check may wait out its confirm delay
+        await asyncio.gather(*(worker() for _ in range(4 * self._concurrency)))
         return summary
 
     async def check(self, watch: Watch) -> CheckOutcome:
@@ -231,9 +236,10 @@ class Checker:
             return CheckOutcome(watch, "error", False, (), f"{type(exc).__name__}: {exc}", None)
         result = await self._fetch(watch, validators)
         try:
+            basis = previous  # the capture the validators came from: what a 304 stands for
             if self.store.data_version() != version:  # another process wrote meanwhile
                 previous = self.store.last_capture(watch_id)
-            outcome = await self._record(watch, result, known=(watch_id, previous))
+            outcome = await self._record(watch, result, known=(watch_id, previous), basis=basis)
         except WorkspaceError:
             raise
         except Exception as exc:  # one watch's trouble must not end the pass
@@ -351,9 +357,11 @@ class Checker:
         result: Capture | FailedCheck,
         compare: bool = True,
         known: tuple[int, CheckRow | None] | None = None,
+        basis: CheckRow | None = None,
     ) -> CheckOutcome:
         """Store a fetch's result and, if ``compare``, compare it. ``known``: the watch's row id
-        and latest capture, as the store has them now (else they are read here)."""
+        and latest capture, as the store has them now (else they are read here); ``basis``:
+        the capture whose validators the fetch sent (default: the latest)."""
         chash = config_hash(watch)
         if known is None:
             watch_id = self._watch_id(watch, chash)
@@ -361,7 +369,7 @@ class Checker:
         else:
             watch_id, previous = known
         if isinstance(result, Capture) and result.status == 304:
-            result = _as_before(result, previous, chash)
+            result = _as_before(result, basis or previous, chash)
         if isinstance(result, FailedCheck):
             check_id, _ = self.store.add_check(_failed_row(watch_id, result, chash))
             return CheckOutcome(watch, "failed", False, (), result.message, check_id)
