@@ -18,6 +18,10 @@ exactly the changed pages: pagewatch's `alerts --json` removals are the pages th
 phrase; urlwatch's reported CHANGED jobs are all changed pages (and its first run reports every
 page NEW, its steady run nothing).
 
+pagewatch: this checkout, installed with pip (not editable) into its own virtualenv
+(benchmarks/out/pagewatch/, made if missing, pagewatch reinstalled every run), so each tool runs
+with its own dependencies only and the bytecode pip compiled, as a user's install does.
+
 urlwatch: pinned to 2.29, installed from the package index with pip into its own virtualenv
 (benchmarks/out/urlwatch-2.29/, made if missing; --venv to choose another). Every job is a plain
 URL job with `filter: html2text`, the filter urlwatch's documentation gives for watching a page's
@@ -62,6 +66,7 @@ from farm import Farm, Nginx, build, page, switch
 URLWATCH_VERSION = "2.29"
 HERE = Path(__file__).resolve().parent
 DEFAULT_VENV = HERE / "out" / f"urlwatch-{URLWATCH_VERSION}"
+PAGEWATCH_VENV = HERE / "out" / "pagewatch"
 PHRASES = 'uyghur = ["Uyghur", "Uighur", "维吾尔"]'
 SUMMARY = re.compile(r"checked (\d+), changed (\d+), failed (\d+), new alerts (\d+)")
 UW_LINE = re.compile(r"^\d+\. (NEW|CHANGED|ERROR|UNCHANGED): (\S+)")
@@ -212,10 +217,28 @@ def ensure_urlwatch(venv: Path) -> Path:
     return exe
 
 
+def ensure_pagewatch(venv: Path) -> Path:
+    """The python of a virtualenv holding this checkout of pagewatch, installed (not editable)
+    with pip as a user would, so it is timed with its own dependencies only and its compiled
+    bytecode, as urlwatch is; reinstalled on every run so it is the code being measured."""
+    python = venv / "bin" / "python"
+    root = HERE.parent
+    print(f"installing this checkout of pagewatch into {venv} ...", flush=True)
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(python), "-m", "pip", "install", "-q", str(root)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps",
+                        "--force-reinstall", str(root)], check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise BenchError(f"could not install pagewatch in {venv}: {exc}") from exc
+    return python
+
+
 class Pagewatch:
-    def __init__(self, ws: Path, urls: list[str], confirm_delay: float | None):
+    def __init__(self, python: Path, ws: Path, urls: list[str], confirm_delay: float | None):
         self.ws = ws
-        self.cmd = [sys.executable, "-m", "pagewatch", "--workspace", str(ws)]
+        self.cmd = [str(python), "-m", "pagewatch", "--workspace", str(ws)]
         self.check_args = ["check"]
         if confirm_delay is not None:
             self.check_args += ["--confirm-delay", str(confirm_delay)]
@@ -290,11 +313,13 @@ class Urlwatch:
 # --- the comparison --------------------------------------------------------------------------
 
 
-def compare(base: Path, farm: Farm, nginx: Nginx, opts: argparse.Namespace, uw_exe: Path) -> bool:
+def compare(
+    base: Path, farm: Farm, nginx: Nginx, opts: argparse.Namespace, uw_exe: Path, pw_python: Path
+) -> bool:
     n = farm.n
     urls = [nginx.url(i) for i in range(n)]
     logs = base / "logs"
-    pw = Pagewatch(base / "ws", urls, opts.confirm_delay)
+    pw = Pagewatch(pw_python, base / "ws", urls, opts.confirm_delay)
     uw = Urlwatch(uw_exe, base / "urlwatch", urls)
     # The fixed cost of a process that fetches nothing: interpreter, imports, argument parsing.
     pw_start = timed("pagewatch-startup", [*pw.cmd, "check", "--help"], logs)
@@ -433,11 +458,13 @@ def build_v1(folder: Path, n: int, seed: int = 7) -> None:
     switch(folder, 1)
 
 
-def curve(base: Path, sizes: list[int], nginx: Nginx, confirm_delay: float | None) -> None:
+def curve(
+    base: Path, sizes: list[int], nginx: Nginx, confirm_delay: float | None, pw_python: Path
+) -> None:
     rows = []
     for n in sizes:
         ws = base / f"curve-{n}"
-        pw = Pagewatch(ws, [nginx.url(i) for i in range(n)], confirm_delay)
+        pw = Pagewatch(pw_python, ws, [nginx.url(i) for i in range(n)], confirm_delay)
         print(f"  curve N={n}: seed ...", end=" ", flush=True)
         seed = pw.check(f"curve{n}-seed", base / "logs")
         print(f"{seed.wall:.1f} s; steady ...", end=" ", flush=True)
@@ -475,6 +502,8 @@ def main() -> int:
     parser.add_argument("--confirm-delay", type=float, default=None,
                         help="pass to pagewatch check (default: pagewatch's own, 3 s)")  # fmt: skip
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="urlwatch's virtualenv")
+    parser.add_argument("--pagewatch-venv", type=Path, default=PAGEWATCH_VENV,
+                        help="the virtualenv this checkout is installed into")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800, help="per process, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the farm, workspaces and logs")
     opts = parser.parse_args()
@@ -493,6 +522,7 @@ def main() -> int:
     ok = True
     try:
         uw_exe = None if opts.no_compare else ensure_urlwatch(opts.venv)
+        pw_python = ensure_pagewatch(opts.pagewatch_venv)
         if not opts.no_compare:
             assert uw_exe is not None
             print(f"building a farm of {opts.n} pages (v1 and v2) in {base} ...", flush=True)
@@ -500,7 +530,7 @@ def main() -> int:
             farm = build(base / "farm", opts.n)
             print(f"  built in {time.perf_counter() - t:.0f} s", flush=True)
             with Nginx(base / "farm") as nginx:
-                ok = compare(base, farm, nginx, opts, uw_exe)
+                ok = compare(base, farm, nginx, opts, uw_exe, pw_python)
         if sizes:
             root = base / "farm"
             if opts.no_compare or opts.n < sizes[-1]:
@@ -508,7 +538,7 @@ def main() -> int:
                 print(f"\nbuilding a v1 farm of {sizes[-1]} pages for the curve ...", flush=True)
                 build_v1(root, sizes[-1])
             with Nginx(root) as nginx:
-                curve(base, sizes, nginx, opts.confirm_delay)
+                curve(base, sizes, nginx, opts.confirm_delay, pw_python)
     except BenchError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         ok = False
