@@ -50,12 +50,9 @@ class RawServer:
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                data += chunk
+            data = read_head(conn)
+            if data is None:
+                return
             path = data.split(b" ")[1].decode()
             with contextlib.suppress(OSError):
                 self.routes[path](conn, path)
@@ -63,6 +60,17 @@ class RawServer:
     def close(self) -> None:
         self.stopping.set()
         self.sock.close()
+
+
+def read_head(conn: socket.socket) -> bytes | None:
+    """A request's head as far as its blank line, or None if the client closed first."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data
 
 
 def reply(status: str, body: bytes, *headers: str) -> Behaviour:
@@ -285,12 +293,8 @@ class KeepAliveServer:
         answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(HTML), HTML)
         with conn, contextlib.suppress(OSError):
             for number in range(1000):
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    data += chunk
+                if read_head(conn) is None:
+                    return
                 if number == 1 and self.drop == "on-request":
                     return
                 if number == 1 and self.drop == "half":
