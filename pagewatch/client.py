@@ -209,11 +209,12 @@ class Client:
         data = connection.h11.send(request) + connection.h11.send(h11.EndOfMessage())
         connection.received = 0
         connection.writer.write(data)
-        try:
-            async with asyncio.timeout(self.read_timeout):
-                await connection.writer.drain()
-        except TimeoutError:
-            raise Timeout(f"could not send the request within {self.read_timeout:g}s") from None
+        if connection.writer.transport.get_write_buffer_size():  # not all sent at once
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    await connection.writer.drain()
+            except TimeoutError:
+                raise Timeout(f"could not send the request within {self.read_timeout:g}s") from None
         while True:
             event = await self._next_event(connection)
             if isinstance(event, h11.Response):
