@@ -5,13 +5,16 @@ connection to a local server, its pool, anyio and event plumbing cost 2-3 ms of 
 conditional GET, where h11 alone, the same parser httpx uses underneath, costs about 0.2 ms
 (benchmarks/compare.py). A pass of thousands of unchanged pages is nearly all such requests.
 
-So a check speaks HTTP/1.1 through h11 itself: the parsing, framing and its limits (a header
-block over 16 KiB, a broken status line, a chunk that lies) are h11's, as they were under httpx.
-What this module adds is small: a connection per request taken from an idle pool per origin (a
-connection the server closed while idle is dropped, and a request that finds it closed as it
-sends is retried once on a fresh one: a GET is safe to repeat), timeouts per connect, write and
-read, and the bytes a server sent after the end of its body, which a caller needs to see to
-know a body was cut short. Redirects, caps and the deadline are the caller's (fetch.py).
+So a check speaks HTTP/1.1 through h11 itself: the parsing, framing and its limits (a broken
+status line, a chunk that lies; a response head over 100 KiB, as httpcore set it) are h11's, as
+they were under httpx.
+What this module adds is small: a connection per request taken from an idle pool per origin
+(one the server closed, one idle for more than 5 s, or one with bytes nobody asked for is not
+used again, and a request that finds its connection closed before a byte of answer came is
+retried once on a fresh one: a GET is safe to repeat), timeouts per connect, write and read,
+happy eyeballs between addresses, Basic authentication from a URL's user:password, and the
+bytes a server sent after the end of its body, which a caller needs to see to know a body was
+cut short. Redirects, caps and the deadline are the caller's (fetch.py).
 
 The Wayback client (wayback.py) still uses httpx: it makes few requests, and no pass waits on it.
 """
@@ -19,8 +22,10 @@ The Wayback client (wayback.py) still uses httpx: it makes few requests, and no 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -29,8 +34,18 @@ import httpx
 
 #: bytes asked of the socket at a time
 READ_SIZE = 64 * 1024
-#: idle connections kept per origin (the checker's per-host limit is lower)
+#: idle connections kept per origin (the checker's per-host limit is lower), and in all
 MAX_IDLE = 16
+MAX_IDLE_TOTAL = 64
+#: an idle connection older than this is not used again (httpx's default): a server, a NAT or
+#: a firewall may have dropped it silently, and a request on it would wait out the read timeout
+KEEPALIVE_EXPIRY_S = 5.0
+#: a response head may be this long (h11's default is 16 KiB; httpcore's, which checks used
+#: before, is 100 KiB)
+MAX_HEAD = 100 * 1024
+#: with several addresses for a name, the next is tried this long after the one before
+#: (RFC 8305; anyio under httpx did the same)
+HAPPY_EYEBALLS_DELAY_S = 0.25
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -84,12 +99,29 @@ class _Connection:
     origin: Origin
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
-    h11: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
+    h11: h11.Connection = field(
+        default_factory=lambda: h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD)
+    )
     used: bool = False  # has answered a request before (then it may have gone stale)
     received: int = 0  # bytes received for the current request
+    idle_since: float = 0.0
 
-    def is_closed(self) -> bool:
-        return self.reader.at_eof() or self.writer.transport.is_closing()
+    def is_usable(self, now: float) -> bool:
+        """Fit to carry another request: open, not idle too long, and silent while idle.
+
+        Anything a server sent on an idle connection (a stray 408, a late body) would be read
+        as the next request's answer, so a connection with unread bytes is never used again.
+        asyncio's StreamReader says how much it holds only in its ``_buffer``; without it, no
+        connection is reused (slower, never wrong).
+        """
+        buffered = getattr(self.reader, "_buffer", None)
+        return (
+            buffered is not None
+            and not buffered
+            and not self.reader.at_eof()
+            and not self.writer.transport.is_closing()
+            and now - self.idle_since <= KEEPALIVE_EXPIRY_S
+        )
 
     def close(self) -> None:
         self.writer.transport.abort()
@@ -143,6 +175,7 @@ class Client:
         self.max_idle = max_idle
         self._idle: dict[Origin, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._closed = False
 
     async def __aenter__(self) -> Client:
         return self
@@ -151,6 +184,7 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._closed = True
         for connections in self._idle.values():
             for connection in connections:
                 connection.close()
@@ -182,7 +216,13 @@ class Client:
         if url.port is not None:
             host = f"{host}:{url.port}"
         fields = [("Host", host), *self.headers, *headers.items()]
-        return h11.Request(method="GET", target=url.raw_path, headers=fields)
+        if url.userinfo:  # user:password@ in the URL: Basic authentication, as httpx sent it
+            secret = f"{url.username}:{url.password}".encode()
+            fields.append(("Authorization", "Basic " + base64.b64encode(secret).decode("ascii")))
+        try:
+            return h11.Request(method="GET", target=url.raw_path, headers=fields)
+        except (h11.LocalProtocolError, UnicodeError) as exc:
+            raise ProtocolError(f"cannot send this request: {exc}") from None
 
     async def _send(
         self, origin: Origin, url: httpx.URL, request: h11.Request
@@ -263,6 +303,7 @@ class Client:
                     ssl=context,
                     server_hostname=host if context else None,
                     limit=READ_SIZE,
+                    happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY_S,
                 )
         except TimeoutError:
             raise Timeout(f"no connection within {self.connect_timeout:g}s") from None
@@ -286,9 +327,10 @@ class Client:
 
     def _take(self, origin: Origin) -> _Connection | None:
         idle = self._idle.get(origin, [])
+        now = time.monotonic()
         while idle:
             connection = idle.pop()
-            if not connection.is_closed():
+            if connection.is_usable(now):
                 return connection
             connection.close()
         return None
@@ -296,19 +338,32 @@ class Client:
     def _release(self, connection: _Connection, response: Response) -> None:
         machine = connection.h11
         reusable = (
-            response._done
+            not self._closed
+            and response._done
             and machine.our_state is h11.DONE
             and machine.their_state is h11.DONE
             and not machine.trailing_data[0]
-            and not connection.is_closed()
         )
         idle = self._idle.setdefault(connection.origin, [])
-        if not reusable or len(idle) >= self.max_idle:
+        if reusable and len(idle) < self.max_idle and self._room():
+            machine.start_next_cycle()
+            connection.used = True
+            connection.idle_since = time.monotonic()
+            idle.append(connection)
+        else:
             connection.close()
-            return
-        machine.start_next_cycle()
-        connection.used = True
-        idle.append(connection)
+
+    def _room(self) -> bool:
+        """Is there room for one more idle connection? Past the cap, the ones no longer fit
+        for use are closed first (so a pass over many hosts holds few open files)."""
+        if sum(map(len, self._idle.values())) < MAX_IDLE_TOTAL:
+            return True
+        now = time.monotonic()
+        for idle in self._idle.values():
+            for connection in [c for c in idle if not c.is_usable(now)]:
+                connection.close()
+                idle.remove(connection)
+        return sum(map(len, self._idle.values())) < MAX_IDLE_TOTAL
 
 
 def _origin(url: httpx.URL) -> Origin:

@@ -4,8 +4,10 @@ never an exception and never a hang past the deadline."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import gzip
+import select
 import socket
 import threading
 import time
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from pagewatch import client as client_module
 from pagewatch.fetch import FetchPolicy, fetch, make_client
 from pagewatch.models import Capture, FailedCheck
 
@@ -264,13 +267,23 @@ class KeepAliveServer:
     ``drop``: what a connection does on its second request: ``"idle"`` closes it as soon as the
     first answer is sent (a server's idle timeout), ``"on-request"`` reads the next request and
     closes without a word (the timeout fired as the request arrived), ``"half"`` sends half an
-    answer and closes. Counts the connections accepted and the requests answered in full.
+    answer and closes; ``"stray"`` sends a 404 nobody asked for a moment after its first answer,
+    ``"408"`` answers an idle connection with 408 and closes it. Counts the connections
+    accepted, the requests answered in full and the connections the client closed, and keeps
+    each request's head.
     """
 
-    def __init__(self, drop: str = ""):
+    def __init__(self, drop: str = "", answer: bytes = b"", pause_at: int = 0):
         self.drop = drop
+        self.pause_at = pause_at  # send the answer in two parts, split here, with a pause
+        self.answer = answer or b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (
+            len(HTML),
+            HTML,
+        )
         self.connections = 0
         self.answered = 0
+        self.closed_by_client = 0
+        self.heads: list[bytes] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -290,23 +303,41 @@ class KeepAliveServer:
             threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
 
     def _handle(self, conn: socket.socket) -> None:
-        answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(HTML), HTML)
+        answer = self.answer
         with conn, contextlib.suppress(OSError):
             for number in range(1000):
-                if read_head(conn) is None:
+                if number and self.drop == "408" and not _readable(conn, 0.1):
+                    conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
                     return
+                head = read_head(conn)
+                if head is None:
+                    self.closed_by_client += 1
+                    return
+                self.heads.append(head)
                 if number == 1 and self.drop == "on-request":
                     return
                 if number == 1 and self.drop == "half":
                     conn.sendall(answer[: len(answer) // 2])
                     return
-                conn.sendall(answer)
-                self.answered += 1
+                self.answered += 1  # before sending: the client may check it as soon as it has it
+                if self.pause_at:
+                    conn.sendall(answer[: self.pause_at])
+                    time.sleep(0.05)
+                conn.sendall(answer[self.pause_at :])
                 if self.drop == "idle":
                     return
+                if number == 0 and self.drop == "stray":
+                    time.sleep(0.05)
+                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _readable(conn: socket.socket, wait: float) -> bool:
+    """Does the client send anything (or close) within ``wait`` seconds?"""
+    ready, _, _ = select.select([conn], [], [], wait)
+    return bool(ready)
 
 
 def fetch_all(urls: list[str], pause: float = 0.0) -> list[Capture | FailedCheck]:
@@ -350,3 +381,76 @@ def test_an_answer_cut_short_on_a_reused_connection_is_not_retried() -> None:
     assert isinstance(results[0], Capture)
     assert isinstance(results[1], FailedCheck) and results[1].reason == "network"
     assert server.connections == 1
+
+
+@pytest.mark.parametrize("drop", ["stray", "408"])
+def test_bytes_on_an_idle_connection_are_no_answer(drop: str) -> None:
+    """A 404 sent after an answer, or a 408 on an idle connection, would be read as the next
+    page's answer if the connection were used again: it is not."""
+    server = KeepAliveServer(drop)
+    results = fetch_all([server.url("/a"), server.url("/b"), server.url("/c")], pause=0.3)
+    server.close()
+    assert [r.body if isinstance(r, Capture) else r for r in results] == [HTML] * 3
+
+
+def test_an_idle_connection_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left idle longer than the keep-alive expiry, a connection is not trusted again (a NAT
+    may have dropped it silently)."""
+    monkeypatch.setattr(client_module, "KEEPALIVE_EXPIRY_S", 0.1)
+    server = KeepAliveServer()
+    results = fetch_all([server.url("/a"), server.url("/b"), server.url("/c")], pause=0.3)
+    server.close()
+    assert all(isinstance(r, Capture) for r in results)
+    assert (server.connections, server.answered) == (3, 3)
+
+
+def test_idle_connections_are_capped_over_all_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass over many hosts keeps few connections open, not one per host."""
+    monkeypatch.setattr(client_module, "MAX_IDLE_TOTAL", 2)
+    servers = [KeepAliveServer() for _ in range(5)]
+
+    async def go() -> int:
+        async with make_client(POLICY) as client:
+            for server in servers:
+                assert isinstance(await fetch(client, server.url("/"), now, POLICY), Capture)
+            for _ in range(100):  # the sockets close as the loop runs
+                if sum(s.closed_by_client for s in servers) >= 3:
+                    break
+                await asyncio.sleep(0.05)
+            return sum(s.closed_by_client for s in servers)
+
+    assert asyncio.run(go()) == 3
+    for server in servers:
+        server.close()
+
+
+def test_a_header_block_up_to_100_kib_is_read() -> None:
+    """httpcore's limit, which checks had before: a 20 KiB Set-Cookie is a page, not an error.
+    (Over it, the block fails: see test_hostile's huge-header.)"""
+    cookie = b"Set-Cookie: " + b"a" * 20_000 + b"\r\n"
+    answer = b"HTTP/1.1 200 OK\r\n" + cookie + b"Content-Length: %d\r\n\r\n%s" % (len(HTML), HTML)
+    server = KeepAliveServer(answer=answer, pause_at=18_000)  # a head in two reads
+    (result,) = fetch_all([server.url("/")])
+    server.close()
+    assert isinstance(result, Capture) and result.body == HTML
+
+
+def test_user_and_password_in_the_url_are_sent_as_basic_authentication() -> None:
+    server = KeepAliveServer()
+    (result,) = fetch_all([f"http://analyst:s%40cret@127.0.0.1:{server.port}/"])
+    server.close()
+    assert isinstance(result, Capture)
+    assert b"\r\nAuthorization: Basic " + base64.b64encode(b"analyst:s@cret") in server.heads[0]
+
+
+@pytest.mark.parametrize("etag", ['W/"a\x0cb"', "a\x00b", '"x" ', "caf\u00e9"])
+def test_a_validator_that_cannot_be_sent_is_a_failed_check_not_an_exception(etag: str) -> None:
+    server = KeepAliveServer()
+
+    async def go() -> Capture | FailedCheck:
+        async with make_client(POLICY) as client:
+            return await fetch(client, server.url("/"), now, POLICY, {"If-None-Match": etag})
+
+    result = asyncio.run(go())
+    server.close()
+    assert isinstance(result, FailedCheck) and result.reason == "network", result
