@@ -16,11 +16,12 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -51,6 +52,9 @@ POOL_THRESHOLD = 40
 FULL_FETCH_EVERY = timedelta(hours=24)
 #: a removal is confirmed by a second fetch this many seconds after the first (None: never)
 CONFIRM_DELAY_S = 3.0
+#: threads that compress and sync new bodies (not the loop's default executor: name lookups
+#: wait in that one, and must not queue behind a slow disk)
+_BLOB_THREADS = ThreadPoolExecutor(2, thread_name_prefix="pagewatch-blobs")
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,9 @@ class Checker:
         self._health_seen: set[tuple[str, str]] = set()  # watches whose health was looked at
         self._rows: dict[tuple[str, str], tuple[int, int, str | None, str]] | None = None
         self._unsettled_ids: set[int] | None = None
+        # one check of a watch at a time in this process (a reloaded schedule could start a
+        # second): the latest capture read before a fetch must be the latest after it
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def run_pass(
         self,
@@ -219,6 +226,10 @@ class Checker:
         capture is read before the fetch (its validators) and read again after it only if
         another process has written since.
         """
+        async with self._locks.setdefault(watch.key, asyncio.Lock()):
+            return await self._check(watch)
+
+    async def _check(self, watch: Watch) -> CheckOutcome:
         try:
             chash = config_hash(watch)
             watch_id = self._watch_id(watch, chash)
@@ -292,6 +303,8 @@ class Checker:
             )
         except StoreError as exc:
             log.error("%s: watch health not recorded: %s", watch.url, exc)
+            self._unsettled().add(watch_id)  # looked at again before the next check
+            self._health_seen.discard(watch.key)
             return None
         return ((alert_id,), f"{kind} (alert {alert_id})") if alert_id else None
 
@@ -345,9 +358,9 @@ class Checker:
         if full is None or self.now() - full > FULL_FETCH_EVERY:
             return {}  # a server that answers 304 wrongly must not hide a change for long
         found = {}
-        if etag := previous.header("etag"):
+        if (etag := previous.header("etag")) and _FIELD_VALUE.fullmatch(etag):
             found["If-None-Match"] = etag
-        if modified := previous.header("last-modified"):
+        if (modified := previous.header("last-modified")) and _FIELD_VALUE.fullmatch(modified):
             found["If-Modified-Since"] = modified
         return found
 
@@ -376,7 +389,8 @@ class Checker:
 
         capture = result
         not_modified = not capture.body and capture.decoded == b""  # see _as_before
-        content_type = previous.content_type if not_modified and previous else None
+        stands_for = (basis or previous) if not_modified else None  # the body a 304 confirms
+        content_type = stands_for.content_type if stands_for else None
         content_type = content_type or capture.header("content-type")
         changed = previous is None or previous.sha256 != capture.sha256
         row = _capture_row(watch_id, capture, chash, content_type)
@@ -386,7 +400,8 @@ class Checker:
         if blob and not (previous and previous.sha256 == capture.sha256):
             # compressed and synced in a thread (zlib and fsync let go of the GIL): the other
             # core works while the event loop goes on; add_check finds it stored
-            await asyncio.to_thread(self.store.blobs.put, *blob)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(_BLOB_THREADS, self.store.blobs.put, *blob)
         if (
             compare
             and previous
@@ -405,8 +420,15 @@ class Checker:
 
         if capture.status in GONE_STATUSES:
             analysis = _gone_analysis(watch.groups)
-        elif previous and _same_input(previous, capture, content_type, chash):
-            analysis = Analysis("", _stored_counts(previous), True)
+        elif same := next(
+            (
+                r
+                for r in (previous, stands_for)
+                if r and _same_input(r, capture, content_type, chash)
+            ),
+            None,
+        ):
+            analysis = Analysis("", _stored_counts(same), True)
         else:
             analysis = await self._analyse(capture.content, content_type, watch)
 
@@ -648,6 +670,12 @@ class Checker:
             log.warning("the extraction pool broke; extracting in this process from now on")
             self.executor = None
             return await loop.run_in_executor(None, functools.partial(job, *args))
+
+
+#: a header value that can be sent back as it came (RFC 9110 field-value, ASCII); a stored ETag
+#: with a control character (an imported WARC may carry one) is not sent, and the page is
+#: fetched in full
+_FIELD_VALUE = re.compile(r"[\x21-\x7e]+(?:[ \t]+[\x21-\x7e]+)*")
 
 
 def alert_source(before: CheckRow, after: CheckRow) -> str:

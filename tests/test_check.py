@@ -395,3 +395,55 @@ def test_the_same_bytes_under_other_headers_raise_nothing(
     server.set("/p", Page(page, 200, {"Content-Type": content_type}))
     run(store, clock, w)
     assert alerts(store) == []
+
+
+def test_a_304_stands_for_the_capture_its_validators_came_from(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process stores a new version while our conditional GET is in flight, and an
+    edge still on the old version answers our If-None-Match with 304: what we store is the
+    old version, confirmed, not an empty page."""
+    from pagewatch.models import Capture
+
+    changed = WITH.replace("Glasses.", "Glasses. Smile.")
+    server.set("/p", Page(WITH.encode(), etag='"v1"'))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    clock.advance(hours=1)
+    server.set("/p", Page(changed.encode(), etag='"v2"'))
+    sent: list[dict[str, str]] = []
+
+    async def racing_fetch(client: Any, url: str, now: Any, policy: Any, validators: Any) -> Any:
+        monkeypatch.setattr(check_module, "fetch", real_fetch)
+        other = Store(store.root)  # another process, with its own connection
+        async with make_client(check_module.FetchPolicy()) as its_client:
+            await Checker(other, its_client, clock, confirm_delay=0).check(w)
+        other.close()
+        clock.advance(seconds=30)
+        sent.append(dict(validators))
+        return Capture(url, url, 304, (("ETag", '"v1"'),), b"", "", clock())
+
+    real_fetch = check_module.fetch
+    monkeypatch.setattr(check_module, "fetch", racing_fetch)
+    [outcome] = run(store, clock, w)
+    assert sent == [{"If-None-Match": '"v1"'}]
+    rows = store.db.execute("SELECT outcome, message, sha256 FROM checks ORDER BY id").fetchall()
+    assert [r[:2] for r in rows] == [
+        ("capture", ""), ("capture", ""), ("capture", "not modified (304)"),
+    ]  # fmt: skip
+    assert rows[2][2] == rows[0][2] != rows[1][2]  # the first version, confirmed again
+    assert outcome.outcome == "capture"
+
+
+def test_a_stored_etag_that_cannot_be_sent_back_means_a_full_fetch(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    """An imported capture may carry an ETag with a control character; it is not sent back
+    (it would make every later check of the watch fail), the page is fetched in full."""
+    server.set("/p", Page(WITH.encode(), etag='"v1"'))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    store.db.execute("UPDATE checks SET headers = ? WHERE id = 1", ['[["ETag", "W/\\"a\\fb\\""]]'])
+    clock.advance(hours=1)
+    [outcome] = run(store, clock, w)
+    assert (outcome.outcome, outcome.message) == ("capture", "HTTP 200, unchanged")

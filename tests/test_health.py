@@ -112,3 +112,50 @@ def test_a_health_alert_a_crash_left_unraised_is_raised_by_the_next_check(
 def _kinds(runner: CliRunner, ws: list[str]) -> list[str]:
     found = json.loads(runner.invoke(cli, [*ws, "alerts", "--json"]).stdout)
     return [a["kind"] for a in sorted(found, key=lambda a: a["id"])]
+
+
+def test_a_health_alert_that_could_not_be_written_is_raised_at_the_next_check(
+    server: ReplayServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One checker for the life of `pagewatch run`: a database busy at the moment a `failing`
+    alert was due does not lose it; the next check raises it before its own."""
+    import asyncio
+
+    from conftest import Clock
+
+    from pagewatch.check import Checker
+    from pagewatch.errors import StoreError
+    from pagewatch.fetch import FetchPolicy, make_client
+    from pagewatch.workspace import init
+
+    init(tmp_path)
+    store, clock = Store(tmp_path), Clock()
+    real, busy = Store.raise_health, [False]
+
+    def raise_health(self: Store, row: dict[str, object]) -> int | None:
+        if busy[0]:
+            busy[0] = False
+            raise StoreError("database error: database is locked")
+        return real(self, row)
+
+    monkeypatch.setattr(Store, "raise_health", raise_health)
+    watch = Watch(server.url("/p"), "t", 3600, W.groups)
+
+    async def go() -> None:
+        async with make_client(FetchPolicy()) as client:
+            checker = Checker(store, client, clock, confirm_delay=0)
+            server.set("/p", Page.html("<p>Is it Uyghur</p>"))
+            await checker.check(watch)
+            server.set("/p", Page.html("oops", status=500))
+            for attempt in range(3):
+                clock.advance(hours=1)
+                busy[0] = attempt == 2  # the third failure would raise `failing`
+                await checker.check(watch)
+            assert [a["kind"] for a in store.alerts(status="all")] == []
+            server.set("/p", Page.html("<p>Is it Uyghur</p>"))
+            clock.advance(hours=1)
+            await checker.check(watch)
+
+    asyncio.run(go())
+    kinds = [a["kind"] for a in sorted(store.alerts(status="all"), key=lambda a: a["id"])]
+    assert kinds == ["failing", "restored_health"]
