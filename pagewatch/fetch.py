@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 import socket
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -144,8 +144,9 @@ async def _fetch(
             not_modified = status == 304 and bool(validators) and not hops
             if not (200 <= status < 300 or status in GONE_STATUSES or not_modified):
                 raise _Failure(f"http_{status}", _status_message(response), status)
-            body = await _read_capped(response, policy.max_body)
-            _refuse_excess(response)
+            declared = response.headers.get("content-length")
+            body = await read_capped(response.aiter_raw(), declared, policy.max_body)
+            refuse_excess(response.extra, status, declared)
         headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw)
         decoded = decode_content(
             body, response.headers.get("content-encoding", "") or "", policy.max_decoded
@@ -239,33 +240,32 @@ _METADATA_HOSTS = frozenset(
 )  # fmt: skip
 
 
-def _refuse_excess(response: Response) -> None:
-    """Fail a response whose server sent more than the body it declared.
+def refuse_excess(extra: bytes, status: int, declared: str | None) -> None:
+    """Fail a response whose server sent ``extra`` bytes past the body it declared.
 
     A body longer than its Content-Length (or data after the last chunk) means the length lies:
     the body we hold is cut short, and a cut page reads like a removal. (The connection is not
-    used again: those bytes would be the next request's answer.)
+    used again: those bytes would be the next request's answer.) Raises ValueError.
     """
-    extra = response.extra
-    if not extra.strip() or response.status_code in (204, 304):
+    if not extra.strip() or status in (204, 304):
         return  # a stray CRLF after the body; a body after a 304, which has none: ignored
-    declared = response.headers.get("content-length")
     what = f"its Content-Length of {declared}" if declared else "the end of its last chunk"
     message = f"the server sent more than {what} ({len(extra):,} bytes more at least)"
     raise _Failure("bad_length", message + ": the body would be cut short")
 
 
-async def _read_capped(response: Response, limit: int) -> bytes:
-    declared = response.headers.get("content-length", "") or ""
-    if declared.isdigit() and int(declared) > limit:
+async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
+    """A raw body read under the cap (refused up front when its declared length is over it).
+    Raises ValueError."""
+    if declared and declared.isdigit() and int(declared) > limit:
         raise _Failure("too_large", f"body of {int(declared):,} bytes is over the cap of {limit:,}")
-    chunks, size = [], 0
-    async for chunk in response.aiter_raw():
+    found, size = [], 0
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise _Failure("too_large", f"body over the cap of {limit:,} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        found.append(chunk)
+    return b"".join(found)
 
 
 async def _drain(response: Response) -> None:

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import httpx
 
 from .errors import ArchiveError, CaptureGone
-from .fetch import ACCEPT_ENCODING, FetchPolicy, decode_content
+from .fetch import ACCEPT_ENCODING, FetchPolicy, decode_content, read_capped, refuse_excess
 from .models import ArchivedResponse
 
 log = logging.getLogger("pagewatch.wayback")
@@ -678,45 +678,27 @@ def make_client(policy: FetchPolicy) -> httpx.AsyncClient:
 
 
 async def read_body(response: httpx.Response, limit: int) -> bytes:
-    """The raw body under the cap, refused when the server sends more than it declared.
-    Raises ValueError."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ValueError(f"body of {int(declared):,} bytes is over the cap of {limit:,}")
-    chunks, size = [], 0
-    async for chunk in response.aiter_raw():
-        size += len(chunk)
-        if size > limit:
-            raise ValueError(f"body over the cap of {limit:,} bytes")
-        chunks.append(chunk)
-    await _refuse_excess(response)
-    return b"".join(chunks)
+    """The raw body under the cap, refused when the server sends more than it declared (as
+    fetch.py reads it). Raises ValueError."""
+    declared = response.headers.get("content-length")
+    body = await read_capped(response.aiter_raw(), declared, limit)
+    refuse_excess(await _trailing(response), response.status_code, declared)
+    return body
 
 
-async def _refuse_excess(response: httpx.Response) -> None:
-    """Fail a response whose server sent more than the body it declared.
-
-    A body longer than its Content-Length (or data after the last chunk) means the length lies:
-    the body we hold is cut short, and a cut page reads like a removal. h11 keeps such bytes for
-    a response nobody asked for; httpx has no public way to see them, so this looks through
-    httpcore's private attributes (finding nothing should they change) and closes the
-    connection, which would otherwise hand those bytes to the next request as its answer.
-    """
+async def _trailing(response: httpx.Response) -> bytes:
+    """What the server sent after the body, as far as read. h11 keeps such bytes for a response
+    nobody asked for; httpx has no public way to see them, so this looks through httpcore's
+    private attributes (finding nothing should they change) and closes the connection, which
+    would otherwise hand those bytes to the next request as its answer."""
     connection: object = response.stream
     for name in ("_stream", "_httpcore_stream", "_stream", "_connection"):
         connection = getattr(connection, name, None)
     trailing = getattr(getattr(connection, "_h11_state", None), "trailing_data", None)
     if not (isinstance(trailing, tuple) and trailing and isinstance(trailing[0], bytes)):
-        return
-    extra = trailing[0]
-    if not extra:
-        return
-    close = getattr(connection, "aclose", None)
-    if close is not None:
-        await close()
-    if not extra.strip() or response.status_code in (204, 304):
-        return  # a stray CRLF after the body; a body after a 304, which has none: ignored
-    declared = response.headers.get("content-length")
-    what = f"its Content-Length of {declared}" if declared else "the end of its last chunk"
-    message = f"the server sent more than {what} ({len(extra):,} bytes more at least)"
-    raise ValueError(message + ": the body would be cut short")
+        return b""
+    if trailing[0]:
+        close = getattr(connection, "aclose", None)
+        if close is not None:
+            await close()
+    return trailing[0]
