@@ -189,7 +189,6 @@ class Checker:
         self._global = asyncio.Semaphore(concurrency)
         self._per_host_limit = per_host
         self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._health_seen: set[tuple[str, str]] = set()  # watches whose health was looked at
         self._rows: dict[tuple[str, str], tuple[int, int, str | None, str]] | None = None
         self._unsettled_ids: set[int] | None = None
         # one check of a watch at a time in this process (a reloaded schedule could start a
@@ -233,10 +232,9 @@ class Checker:
         try:
             chash = config_hash(watch)
             watch_id = self._watch_id(watch, chash)
-            if watch.key not in self._health_seen:
-                self._health_seen.add(watch.key)
-                if watch_id in self._unsettled():  # what a crash left unraised after the last check
-                    self._health(watch, watch_id)
+            if watch_id in self._unsettled():  # what a crash left unraised after the last check
+                self._unsettled().discard(watch_id)  # looked at once
+                self._health(watch, watch_id)
             version = self.store.data_version()
             previous = self.store.last_capture(watch_id)
             validators = self._validators(watch, previous, chash)
@@ -304,7 +302,6 @@ class Checker:
         except StoreError as exc:
             log.error("%s: watch health not recorded: %s", watch.url, exc)
             self._unsettled().add(watch_id)  # looked at again before the next check
-            self._health_seen.discard(watch.key)
             return None
         return ((alert_id,), f"{kind} (alert {alert_id})") if alert_id else None
 
@@ -322,24 +319,15 @@ class Checker:
 
     def _unsettled(self) -> set[int]:
         """Watches whose latest check may have left a health alert to raise (see health.py):
-        it was no capture, or a spell is open. Read once per checker."""
+        it was no capture, or a spell is open. Read once per checker; a watch leaves it when
+        its health is looked at, and comes back if that look could not be recorded."""
         if self._unsettled_ids is None:
             self._unsettled_ids = self.store.unsettled_watches()
         return self._unsettled_ids
 
-    async def _fetch(
-        self, watch: Watch, validators: dict[str, str] | None = None
-    ) -> Capture | FailedCheck:
+    async def _fetch(self, watch: Watch, validators: dict[str, str]) -> Capture | FailedCheck:
         host = urlsplit(watch.url).hostname or ""
         semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
-        if validators is None:
-            try:
-                ids = self.store.watch_id(watch.url, watch.list)
-                previous = self.store.last_capture(ids[0]) if ids else None
-                validators = self._validators(watch, previous, config_hash(watch))
-            except StoreError as exc:  # no validators is always safe: the page is fetched in full
-                log.warning("%s: fetching in full: %s", watch.url, exc)
-                validators = {}
         async with self._global, semaphore:
             return await fetch(self.client, watch.url, self.now, self.policy, validators)
 
@@ -490,7 +478,7 @@ class Checker:
                 later = self.store.capture_after(current)
                 if later is None and current.id == confirm and not looked:
                     looked = True
-                    second = await self._second_look(watch)
+                    second = await self._second_look(watch, watch_id)
                     notes.append(f"second fetch {second.outcome} (#{second.check_id})")
                     later = self.store.capture_after(current)
                     pending = self.store.pending(watch_id)[1:]  # now with the second fetch
@@ -508,10 +496,12 @@ class Checker:
             ]
         return raised, notes
 
-    async def _second_look(self, watch: Watch) -> CheckOutcome:
+    async def _second_look(self, watch: Watch, watch_id: int) -> CheckOutcome:
         """Fetch again after the confirm delay and store it, uncompared, as a check of its own."""
         await asyncio.sleep(self.confirm_delay or 0)
-        outcome = await self._record(watch, await self._fetch(watch), compare=False)
+        basis = self.store.last_capture(watch_id)
+        result = await self._fetch(watch, self._validators(watch, basis, config_hash(watch)))
+        outcome = await self._record(watch, result, compare=False, basis=basis)
         log.info("%s %s [%s] %s (confirming fetch)", outcome.outcome, watch.url, watch.list,
                  outcome.message)  # fmt: skip
         return outcome
