@@ -326,11 +326,13 @@ class Client:
         return self._ssl
 
     def _take(self, origin: Origin) -> _Connection | None:
-        idle = self._idle.get(origin, [])
+        idle = self._idle.pop(origin, [])
         now = time.monotonic()
         while idle:
             connection = idle.pop()
             if connection.is_usable(now):
+                if idle:
+                    self._idle[origin] = idle
                 return connection
             connection.close()
         return None
@@ -344,25 +346,28 @@ class Client:
             and machine.their_state is h11.DONE
             and not machine.trailing_data[0]
         )
-        idle = self._idle.setdefault(connection.origin, [])
+        idle = self._idle.get(connection.origin, [])
         if reusable and len(idle) < self.max_idle and self._room():
             machine.start_next_cycle()
             connection.used = True
             connection.idle_since = time.monotonic()
-            idle.append(connection)
+            self._idle.setdefault(connection.origin, []).append(connection)
         else:
             connection.close()
 
     def _room(self) -> bool:
         """Is there room for one more idle connection? Past the cap, the ones no longer fit
-        for use are closed first (so a pass over many hosts holds few open files)."""
+        for use are closed first (so a pass over many hosts holds few open files). Origins
+        with no idle connection have no entry, so this counts at most the cap's worth."""
         if sum(map(len, self._idle.values())) < MAX_IDLE_TOTAL:
             return True
         now = time.monotonic()
-        for idle in self._idle.values():
+        for origin, idle in list(self._idle.items()):
             for connection in [c for c in idle if not c.is_usable(now)]:
                 connection.close()
                 idle.remove(connection)
+            if not idle:
+                del self._idle[origin]
         return sum(map(len, self._idle.values())) < MAX_IDLE_TOTAL
 
 
