@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 
 import pytest
 
+from pagewatch import match
 from pagewatch.match import (
     Matcher,
     _fold_with_offsets,
@@ -77,6 +79,22 @@ def test_fold_alias_normalises_like_extraction() -> None:
 )
 def test_literal_alias_boundaries(alias: str, text: str, expected: int) -> None:
     assert total(text, alias) == expected
+
+
+def test_stored_mark_table_is_the_computed_one() -> None:
+    """The combining marks kept in match.py are this Python's; if not, here is the new table."""
+    if unicodedata.unidata_version != match._MARKS_UNICODE:
+        pytest.skip(f"the table is for Unicode {match._MARKS_UNICODE}")
+    computed = match.compute_mark_ranges()
+    table = " ".join(f"{a:x}-{b:x}" if a != b else f"{a:x}" for a, b in computed)
+    assert match._mark_ranges() == computed, f"regenerate match._MARKS:\n{table}"
+
+
+def test_mark_ranges_are_computed_under_another_unicode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(match, "_MARKS_UNICODE", "0.0.0")
+    ranges = match._mark_ranges()
+    assert (0x300, 0x36F) in ranges and (0x93E, 0x94F) in ranges  # Devanagari vowel signs
+    assert not any(low <= 0x3099 <= high for low, high in ranges)  # kana voicing: not a word
 
 
 def test_overlapping_aliases_count_the_longest_once() -> None:
