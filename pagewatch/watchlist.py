@@ -24,7 +24,6 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import cssselect
-import tomlkit
 
 from . import extract, match
 from .errors import WatchlistError, WorkspaceError
@@ -43,6 +42,7 @@ _LIST_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _GROUP_ITEM = re.compile(r"([\w-]+)\s*=(.*)", re.DOTALL)  # --phrase NAME=ALIAS[,ALIAS...]
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _BARE_VALUE = re.compile(r"[^,\]}#\n]+")  # numbers, booleans, dates
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")  # \s: every character str.isspace() calls one
 _INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")  # extraction drops these
 _NUMBERED_REF = re.compile(r"(?<!\\)(?:\\\\)*\\[1-9]|\(\?\(\d")  # \1, (?(1)...)
 _TOML_WHERE = re.compile(r" \(at (?:line (\d+), column (\d+)|end of document)\)$")
@@ -95,7 +95,7 @@ def _quote(value: object) -> str:
 
 
 def _url_problem(url: str) -> str | None:
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+    if _SPACE_OR_CONTROL.search(url):
         return f"bad URL {_quote(url)} (contains a space or control character)"
     try:
         parts = urlsplit(url)
@@ -634,6 +634,8 @@ def _slug(alias: str) -> str:
 def _watch_table(
     url: str, groups: dict[str, list[str]], every: str | None, selector: str | None
 ) -> str:
+    import tomlkit  # only `add` writes TOML
+
     table = tomlkit.table()
     table.add("url", url)
     if selector is not None:

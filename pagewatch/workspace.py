@@ -9,17 +9,19 @@ import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .check import CONFIRM_DELAY_S, Checker, CheckOutcome, PassSummary, make_executor
 from .errors import BundleError, UsageError, WatchlistError
 from .fetch import FetchPolicy, make_client
-from .ingest import Ingested, backfill, carry_watching, ingest, normal_url
 from .models import ArchivedResponse, Watch
 from .store import DB_NAME, Store, utcnow
-from .timeline import Redetected, redetect
 from .watchlist import add_watch, load_watchlists
-from .wayback import WaybackPolicy
-from .wayback import make_client as archive_client
+
+if TYPE_CHECKING:  # history comes in by import and backfill only: a check pass does without
+    from .ingest import Ingested
+    from .timeline import Redetected
+    from .wayback import WaybackPolicy
 
 ENV_VAR = "PAGEWATCH_WORKSPACE"
 
@@ -110,6 +112,8 @@ async def redetect_watches(
     on_done: Callable[[Redetected], None] | None = None,
 ) -> list[Redetected]:
     """Decide each watch's whole timeline again (after history was added to it)."""
+    from .timeline import redetect
+
     executor = make_executor(len(watches))
     done = []
     try:
@@ -180,6 +184,7 @@ def import_bundle(
     created if need be only then. Watches touched are decided again even if the import stops
     half-way, so no stored capture is left undecided.
     """
+    from .ingest import Ingested, carry_watching, ingest, normal_url
     from .provenance import check_bundle  # warcio and surt: only for bundles
     from .responses import read_responses
 
@@ -225,6 +230,9 @@ async def backfill_watches(
     on_event: Callable[[Watch, str, int, int], None] | None = None,
 ) -> tuple[Ingested, list[Redetected]]:
     """Backfill each watch from the Wayback Machine, then decide the affected watches again."""
+    from .ingest import backfill
+    from .wayback import make_client as archive_client
+
     async with archive_client(policy.fetch) as client:
         summary = await backfill(
             store, client, watches, policy, since=since, until=until, on_event=on_event
