@@ -22,137 +22,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-from sqlite_utils import Migrations
-
 from .errors import NotFound, StoreError, WorkspaceError
 from .models import CHANGE_KINDS, NOT_MODIFIED, REMOVAL_KINDS, Watch, header
 
 DB_NAME = "pagewatch.db"
 BUSY_TIMEOUT_S = 30.0
 
-migrations = Migrations("pagewatch")
-
-
-@migrations()
-def m001_initial(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE watches (
-            id INTEGER PRIMARY KEY,
-            list TEXT NOT NULL,
-            url TEXT NOT NULL,
-            every INTEGER NOT NULL,
-            selector TEXT,
-            config_hash TEXT NOT NULL,
-            first_seen_at TEXT NOT NULL,
-            UNIQUE (list, url)
-        );
-        CREATE TABLE snapshots (
-            sha256 TEXT PRIMARY KEY,
-            size INTEGER NOT NULL,
-            stored_size INTEGER NOT NULL,
-            stored_at TEXT NOT NULL
-        );
-        CREATE TABLE checks (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            watch_id INTEGER NOT NULL REFERENCES watches(id),
-            checked_at TEXT NOT NULL,
-            outcome TEXT NOT NULL,          -- capture | unusable | failed
-            reason TEXT NOT NULL DEFAULT '',
-            message TEXT NOT NULL DEFAULT '',
-            status INTEGER,
-            final_url TEXT,
-            redirects TEXT NOT NULL DEFAULT '[]',
-            headers TEXT NOT NULL DEFAULT '[]',
-            sha256 TEXT REFERENCES snapshots(sha256),
-            content_type TEXT,
-            config_hash TEXT NOT NULL DEFAULT '',
-            source TEXT NOT NULL DEFAULT 'live'
-        );
-        CREATE INDEX checks_watch ON checks (watch_id, id);
-        CREATE TABLE counts (
-            check_id INTEGER NOT NULL REFERENCES checks(id),
-            grp TEXT NOT NULL,
-            count INTEGER NOT NULL,
-            aliases TEXT NOT NULL DEFAULT '{}',
-            PRIMARY KEY (check_id, grp)
-        );
-        CREATE TABLE alerts (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            watch_id INTEGER NOT NULL REFERENCES watches(id),
-            list TEXT NOT NULL,
-            url TEXT NOT NULL,
-            grp TEXT NOT NULL,
-            alias TEXT NOT NULL,
-            kind TEXT NOT NULL,
-            count_before INTEGER NOT NULL,
-            count_after INTEGER NOT NULL,
-            last_seen_at TEXT NOT NULL,
-            first_missing_at TEXT NOT NULL,
-            check_before INTEGER NOT NULL REFERENCES checks(id),
-            check_after INTEGER NOT NULL REFERENCES checks(id),
-            snapshot_before TEXT NOT NULL,
-            snapshot_after TEXT NOT NULL,
-            final_url TEXT,
-            context TEXT NOT NULL,
-            context_parts TEXT NOT NULL DEFAULT '{}',
-            status TEXT NOT NULL DEFAULT 'new',
-            created_at TEXT NOT NULL,
-            acked_at TEXT,
-            note TEXT NOT NULL DEFAULT '',
-            UNIQUE (watch_id, grp, check_after, kind)
-        );
-        CREATE INDEX alerts_status ON alerts (status, id);
-        """
-    )
-
-
-@migrations()
-def m002_compare_after_store(db: sqlite_utils.Database) -> None:
-    """Captures are stored first and compared after: `compared` says whether that happened.
-
-    Each count also keeps the fingerprint of its group's aliases, so a capture can still be
-    compared group by group after the watchlist changed in other ways.
-    """
-    db.executescript(
-        """
-        ALTER TABLE checks ADD COLUMN compared INTEGER NOT NULL DEFAULT 1;
-        ALTER TABLE counts ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';
-        CREATE INDEX checks_pending ON checks (watch_id, compared) WHERE compared = 0;
-        CREATE INDEX checks_time ON checks (watch_id, checked_at, id);
-        """
-    )
-
-
-@migrations()
-def m003_chain(db: sqlite_utils.Database) -> None:
-    """Every capture carries a hash chained to the workspace's previous capture (see chain_value),
-    so an edited or deleted capture row shows; existing captures are chained in id order."""
-    db.execute("ALTER TABLE checks ADD COLUMN chain TEXT")
-    db.execute("ALTER TABLE alerts ADD COLUMN source TEXT NOT NULL DEFAULT 'live'")
-    previous = ""
-    rows = db.execute(
-        "SELECT c.id, c.sha256, c.final_url, c.checked_at, c.status FROM checks c"
-        " WHERE c.sha256 IS NOT NULL ORDER BY c.id"
-    ).fetchall()
-    for check_id, sha256, final_url, checked_at, status in rows:
-        previous = chain_value(previous, sha256, final_url, checked_at, status)
-        db.execute("UPDATE checks SET chain = ? WHERE id = ?", [previous, check_id])
-
-
-@migrations()
-def m004_alert_sizes(db: sqlite_utils.Database) -> None:
-    """A removal alert says how much the page shrank: the visible text (characters) and the raw
-    body (bytes) of its two captures; NULL where unknown (alerts made before this)."""
-    db.executescript(
-        """
-        ALTER TABLE alerts ADD COLUMN chars_before INTEGER;
-        ALTER TABLE alerts ADD COLUMN chars_after INTEGER;
-        ALTER TABLE alerts ADD COLUMN bytes_before INTEGER;
-        ALTER TABLE alerts ADD COLUMN bytes_after INTEGER;
-        """
-    )
+#: the schema migrations (schema.py) a database must have had, by name: checked at every open
+#: without importing sqlite-utils, which only applies them
+MIGRATIONS = ("m001_initial", "m002_compare_after_store", "m003_chain", "m004_alert_sizes")
 
 
 def chain_value(
@@ -309,27 +187,29 @@ class Store:
                 conn.execute("PRAGMA journal_mode = WAL")
                 conn.execute("PRAGMA synchronous = NORMAL")
                 conn.execute("PRAGMA foreign_keys = ON")
-            self.db = sqlite_utils.Database(conn)
-            if migrations.pending(self.db):
+            self.db = conn
+            if _unmigrated(conn):
                 if readonly:
                     raise WorkspaceError(
                         f"{db_path}: made by an older pagewatch; run `pagewatch check` once"
                         " (it needs to write) to bring it up to date"
                     )
+                from .schema import migrate
+
                 with self.write():  # under the write lock: two processes never migrate at once
-                    migrations.apply(self.db)
+                    migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"{db_path}: cannot open database: {exc}") from exc
         except OSError as exc:
             raise workspace_error(exc, root) from exc
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.db.close()
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite_utils.Database]:
+    def write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction, its lock taken up front so it never fails half-way when busy."""
-        conn = self.db.conn
+        conn = self.db
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -608,7 +488,8 @@ class Store:
         """Every check of the given watches in capture-time order, with its counts."""
         marks = ",".join("?" * len(watch_ids))
         rows = list(
-            self.db.query(
+            _query(
+                self.db,
                 f"SELECT c.*, w.list, w.url FROM checks c JOIN watches w ON w.id = c.watch_id"
                 f" WHERE c.watch_id IN ({marks}) ORDER BY c.checked_at, c.id",
                 list(watch_ids),
@@ -661,7 +542,8 @@ class Store:
     def watch_alerts(self, watch_id: int, kinds: frozenset[str]) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(kinds))
         return list(
-            self.db.query(
+            _query(
+                self.db,
                 f"SELECT * FROM alerts WHERE watch_id = ? AND kind IN ({marks}) ORDER BY id",
                 [watch_id, *sorted(kinds)],
             )
@@ -776,7 +658,8 @@ class Store:
         )
         for start in range(0, len(check_ids), 500):
             part = list(check_ids[start : start + 500])
-            for row in self.db.query(
+            for row in _query(
+                self.db,
                 f"SELECT c.id, c.sha256, c.final_url, c.checked_at, c.status, c.chain,"
                 f" {previous} AS chain_prev, w.list, w.url FROM checks c"
                 f" JOIN watches w ON w.id = c.watch_id"
@@ -803,7 +686,7 @@ class Store:
             where.append(f"id IN ({','.join('?' * len(ids))})")
             args.extend(ids)
         sql = "SELECT * FROM alerts" + (" WHERE " + " AND ".join(where) if where else "")
-        return list(self.db.query(sql + " ORDER BY id", args))
+        return list(_query(self.db, sql + " ORDER BY id", args))
 
     def alert(self, alert_id: int) -> dict[str, Any]:
         rows = self.alerts(status="all", ids=[alert_id])
@@ -852,7 +735,8 @@ class Store:
     def health_checks(self, watch_id: int, count: int) -> list[dict[str, Any]]:
         """The watch's latest ``count`` checks, newest first (capture-time order)."""
         return list(
-            self.db.query(
+            _query(
+                self.db,
                 "SELECT id, checked_at, outcome, reason, message, sha256, final_url FROM checks"
                 " WHERE watch_id = ? ORDER BY checked_at DESC, id DESC LIMIT ?",
                 [watch_id, count],
@@ -863,14 +747,16 @@ class Store:
         """The watch's latest successful capture and its first check (None when there is none)."""
         columns = "id, checked_at, outcome, reason, message, sha256, final_url"
         good = list(
-            self.db.query(
+            _query(
+                self.db,
                 f"SELECT {columns} FROM checks WHERE watch_id = ? AND outcome = 'capture'"
                 " ORDER BY checked_at DESC, id DESC LIMIT 1",
                 [watch_id],
             )
         )
         first = list(
-            self.db.query(
+            _query(
+                self.db,
                 f"SELECT {columns} FROM checks WHERE watch_id = ? ORDER BY checked_at, id LIMIT 1",
                 [watch_id],
             )
@@ -880,7 +766,8 @@ class Store:
     def check_before(self, check: dict[str, Any]) -> dict[str, Any] | None:
         """The check of the same watch just before ``check`` (a row of health_checks)."""
         rows = list(
-            self.db.query(
+            _query(
+                self.db,
                 "SELECT id, checked_at, outcome, reason, message, sha256, final_url FROM checks"
                 " WHERE watch_id = (SELECT watch_id FROM checks WHERE id = ?)"
                 " AND (checked_at < ? OR (checked_at = ? AND id < ?))"
@@ -909,7 +796,8 @@ class Store:
         that ended the spell (the latest check when there is no such capture)."""
         columns = "id, checked_at, outcome, reason, message, sha256, final_url"
         bad = list(
-            self.db.query(
+            _query(
+                self.db,
                 f"SELECT {columns} FROM checks WHERE watch_id = ?"
                 " AND outcome IN ('failed', 'unusable') ORDER BY checked_at DESC, id DESC LIMIT 1",
                 [watch_id],
@@ -918,7 +806,8 @@ class Store:
         after = "AND (checked_at > ? OR (checked_at = ? AND id > ?)) AND outcome = 'capture'"
         args = [bad[0]["checked_at"], bad[0]["checked_at"], bad[0]["id"]] if bad else []
         back = list(
-            self.db.query(
+            _query(
+                self.db,
                 f"SELECT {columns} FROM checks WHERE watch_id = ? {after if bad else ''}"
                 f" ORDER BY checked_at {'' if bad else 'DESC'}, id {'' if bad else 'DESC'}"
                 " LIMIT 1",
@@ -976,23 +865,23 @@ class Store:
 
     def watches(self) -> list[dict[str, Any]]:
         """Every watch the database knows, in the order they were first seen."""
-        return list(self.db.query("SELECT * FROM watches ORDER BY id"))
+        return list(_query(self.db, "SELECT * FROM watches ORDER BY id"))
 
     def watch(self, watch_id: int) -> dict[str, Any]:
-        rows = list(self.db.query("SELECT * FROM watches WHERE id = ?", [watch_id]))
+        rows = list(_query(self.db, "SELECT * FROM watches WHERE id = ?", [watch_id]))
         if not rows:
             raise NotFound(f"no watch {watch_id}")
         return rows[0]
 
     def check(self, check_id: int) -> dict[str, Any]:
         """One stored check as its row has it (headers and redirects as JSON text)."""
-        rows = list(self.db.query("SELECT * FROM checks WHERE id = ?", [check_id]))
+        rows = list(_query(self.db, "SELECT * FROM checks WHERE id = ?", [check_id]))
         if not rows:
             raise NotFound(f"no capture {check_id}")
         return rows[0]
 
 
-def _statuses(db: sqlite_utils.Database, alert_ids: Sequence[int], else_: str) -> dict[int, str]:
+def _statuses(db: sqlite3.Connection, alert_ids: Sequence[int], else_: str) -> dict[int, str]:
     """The status of each alert, by id; NotFound naming any id that does not exist."""
     marks = ",".join("?" * len(alert_ids))
     found = {
@@ -1005,7 +894,7 @@ def _statuses(db: sqlite_utils.Database, alert_ids: Sequence[int], else_: str) -
     return found
 
 
-def _next_chain(db: sqlite_utils.Database, row: dict[str, Any]) -> str:
+def _next_chain(db: sqlite3.Connection, row: dict[str, Any]) -> str:
     """The chain value of a capture about to be inserted (inside the write transaction)."""
     last = db.execute(
         "SELECT chain FROM checks WHERE sha256 IS NOT NULL ORDER BY id DESC LIMIT 1"
@@ -1016,7 +905,7 @@ def _next_chain(db: sqlite_utils.Database, row: dict[str, Any]) -> str:
     )
 
 
-def _spell(db: sqlite_utils.Database, watch_id: int) -> set[str]:
+def _spell(db: sqlite3.Connection, watch_id: int) -> set[str]:
     return {
         r[0]
         for r in db.execute(
@@ -1028,13 +917,33 @@ def _spell(db: sqlite_utils.Database, watch_id: int) -> set[str]:
     }
 
 
-def _insert(db: sqlite_utils.Database, table: str, row: dict[str, Any]) -> int:
+def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
     """Insert one row; plain SQL, as sqlite-utils' insert() re-reads the schema on every call."""
     columns = ", ".join(row)
     marks = ", ".join("?" * len(row))
     cursor = db.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
     assert cursor.lastrowid is not None
     return cursor.lastrowid
+
+
+def _query(db: sqlite3.Connection, sql: str, args: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:
+    """Rows as dicts by column name."""
+    cursor = db.execute(sql, args)
+    names = [column[0] for column in cursor.description]
+    for row in cursor:
+        yield dict(zip(names, row, strict=True))
+
+
+def _unmigrated(conn: sqlite3.Connection) -> bool:
+    """Might the database lack a migration? (A new one does; sqlite-utils then decides.) The
+    table is read, not its index, as sqlite-utils reads it: a page trashed there shows now."""
+    try:
+        applied = conn.execute(
+            "SELECT name FROM _sqlite_migrations NOT INDEXED WHERE migration_set = 'pagewatch'"
+        ).fetchall()
+    except sqlite3.OperationalError:  # no such table (or not sqlite-utils' table any more)
+        return True
+    return not {name for (name,) in applied}.issuperset(MIGRATIONS)
 
 
 def _store_error(exc: sqlite3.OperationalError, path: Path) -> StoreError | WorkspaceError:
