@@ -340,6 +340,31 @@ class Store:
         )
         return rows[0] if rows else None
 
+    def latest_captures(
+        self, watch_ids: Sequence[int]
+    ) -> dict[int, tuple[CheckRow | None, datetime | None]]:
+        """`last_capture` and `last_full_fetch` of many watches in two queries, for a pass
+        to read ahead of its checks rather than twice per check."""
+        marks = ",".join("?" * len(watch_ids))
+        latest = "ORDER BY checked_at DESC, id DESC LIMIT 1"
+        rows = self._captures(
+            f"id IN (SELECT (SELECT id FROM checks c WHERE c.watch_id = w.id"
+            f" AND c.outcome = 'capture' {latest}) FROM watches w WHERE w.id IN ({marks}))",
+            list(watch_ids),
+        )
+        full = self.db.execute(
+            f"SELECT w.id, (SELECT checked_at FROM checks c WHERE c.watch_id = w.id"
+            f" AND c.outcome = 'capture' AND c.message != ? {latest})"
+            f" FROM watches w WHERE w.id IN ({marks})",
+            [NOT_MODIFIED, *watch_ids],
+        ).fetchall()
+        found: dict[int, tuple[CheckRow | None, datetime | None]] = {
+            watch_id: (None, parse_iso(at) if at else None) for watch_id, at in full
+        }
+        for row in rows:
+            found[row.watch_id] = (row, found[row.watch_id][1])
+        return found
+
     def capture_before(self, row: CheckRow) -> CheckRow | None:
         """The capture of the same watch just before ``row`` in capture time."""
         return self._neighbour(row, "<", "DESC")
@@ -442,28 +467,16 @@ class Store:
         """
         stored_size = self.blobs.put(*blob) if blob else 0
         with self.write() as db:
-            outcome = check["outcome"]
-            if outcome == "capture" and in_order:
-                newer = db.execute(
-                    "SELECT 1 FROM checks WHERE watch_id = ? AND outcome = 'capture'"
-                    " AND checked_at > ? LIMIT 1",
-                    [check["watch_id"], check["checked_at"]],
-                ).fetchone()
-                outcome = "superseded" if newer else "capture"
-            if blob:
-                db.execute(
-                    "INSERT OR IGNORE INTO snapshots (sha256, size, stored_size, stored_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    [blob[1], len(blob[0]), stored_size, check["checked_at"]],
-                )
-            done = compared or outcome != "capture"  # nothing to compare, or compared already
-            row = {**check, "outcome": outcome, "compared": int(done)}
-            if row.get("sha256"):
-                row["chain"] = _next_chain(db, row)
-            check_id = _insert(db, "checks", row)
-            for count in counts:
-                _insert(db, "counts", {**count, "check_id": check_id})
-        return check_id, outcome
+            return _add_check(db, check, blob, stored_size, counts, compared, in_order)
+
+    def add_compared(
+        self, checks: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]]
+    ) -> list[tuple[int, str]]:
+        """Store checks that need no comparison (unchanged pages: their counts are the previous
+        capture's) in one transaction, their bodies already stored; ids and outcomes in order.
+        One commit for many: a steady pass is mostly such rows."""
+        with self.write() as db:
+            return [_add_check(db, check, None, 0, counts, True, True) for check, counts in checks]
 
     def mark_unconfirmed(self, check_id: int, why: str) -> None:
         """Keep a capture as evidence but out of every comparison."""
@@ -892,6 +905,40 @@ def _statuses(db: sqlite3.Connection, alert_ids: Sequence[int], else_: str) -> d
     if missing:
         raise NotFound("no alert " + ", ".join(str(i) for i in missing) + f"; {else_}")
     return found
+
+
+def _add_check(
+    db: sqlite3.Connection,
+    check: dict[str, Any],
+    blob: tuple[bytes, str] | None,
+    stored_size: int,
+    counts: Sequence[dict[str, Any]],
+    compared: bool,
+    in_order: bool,
+) -> tuple[int, str]:
+    """`Store.add_check` inside its write transaction."""
+    outcome = check["outcome"]
+    if outcome == "capture" and in_order:
+        newer = db.execute(
+            "SELECT 1 FROM checks WHERE watch_id = ? AND outcome = 'capture'"
+            " AND checked_at > ? LIMIT 1",
+            [check["watch_id"], check["checked_at"]],
+        ).fetchone()
+        outcome = "superseded" if newer else "capture"
+    if blob:
+        db.execute(
+            "INSERT OR IGNORE INTO snapshots (sha256, size, stored_size, stored_at)"
+            " VALUES (?, ?, ?, ?)",
+            [blob[1], len(blob[0]), stored_size, check["checked_at"]],
+        )
+    done = compared or outcome != "capture"  # nothing to compare, or compared already
+    row = {**check, "outcome": outcome, "compared": int(done)}
+    if row.get("sha256"):
+        row["chain"] = _next_chain(db, row)
+    check_id = _insert(db, "checks", row)
+    for count in counts:
+        _insert(db, "counts", {**count, "check_id": check_id})
+    return check_id, outcome
 
 
 def _next_chain(db: sqlite3.Connection, row: dict[str, Any]) -> str:

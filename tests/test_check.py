@@ -447,3 +447,83 @@ def test_a_stored_etag_that_cannot_be_sent_back_means_a_full_fetch(
     clock.advance(hours=1)
     [outcome] = run(store, clock, w)
     assert (outcome.outcome, outcome.message) == ("capture", "HTTP 200, unchanged")
+
+
+def test_a_pass_reads_ahead_but_never_past_another_processs_capture(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass reads its next watches' latest captures in one go; a capture another process
+    stores after that read is the one the check goes by: its validators are the ones sent."""
+    server.set("/p", Page(WITH.encode(), etag='"v1"'))
+    w = watch(server.url("/p"))
+    run(store, clock, w)
+    clock.advance(hours=1)
+    sent: list[dict[str, str]] = []
+    real_fetch = check_module.fetch
+
+    async def spy(client: Any, url: str, now: Any, policy: Any, validators: Any) -> Any:
+        sent.append(dict(validators))
+        return await real_fetch(client, url, now, policy, validators)
+
+    async def go() -> Any:
+        async with make_client(check_module.FetchPolicy()) as client:
+            checker = Checker(store, client, clock, confirm_delay=0)
+            assert next(checker._read_ahead([w])) == w  # v1 read as the latest capture
+            server.set("/p", Page(WITH.replace("Glasses.", "Hats.").encode(), etag='"v2"'))
+            other = Store(store.root)  # another process stores v2 meanwhile
+            await Checker(other, client, clock, confirm_delay=0).check(w)
+            other.close()
+            clock.advance(minutes=5)
+            monkeypatch.setattr(check_module, "fetch", spy)
+            return await checker.check(w)
+
+    outcome = asyncio.run(go())
+    assert sent == [{"If-None-Match": '"v2"'}]
+    assert (outcome.outcome, outcome.message) == ("capture", "not modified (304)")
+
+
+def test_unchanged_pages_are_committed_before_their_checks_return(
+    store: Store, server: ReplayServer, clock: Any
+) -> None:
+    """Unchanged pages share a commit, but each check returns only once its row is stored."""
+    watches = [watch(server.url(f"/p{i}")) for i in range(12)]
+    for i in range(12):
+        server.set(f"/p{i}", Page(WITH.encode(), etag=f'"v{i}"'))
+    run(store, clock, *watches)
+    clock.advance(hours=1)
+    reader = Store(store.root)  # what another process sees the moment a check is done
+    seen: list[tuple[str, int]] = []
+
+    def on_done(outcome: Any) -> None:
+        row = reader.db.execute("SELECT outcome FROM checks WHERE id = ?", [outcome.check_id])
+        seen.append((row.fetchone()[0], outcome.check_id))
+
+    async def go() -> None:
+        async with make_client(check_module.FetchPolicy()) as client:
+            await Checker(store, client, clock, confirm_delay=0).run_pass(watches, on_done)
+
+    asyncio.run(go())
+    reader.close()
+    assert sorted(seen) == [("capture", check_id) for check_id in range(13, 25)]
+
+
+def test_a_failed_shared_commit_fails_only_the_checks_in_it(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pagewatch.errors import StoreError
+
+    server.set("/same", Page(WITH.encode(), etag='"v1"'))
+    server.set("/new", Page(WITH.encode()))
+    same, new = watch(server.url("/same")), watch(server.url("/new"))
+    run(store, clock, same)
+    clock.advance(hours=1)
+
+    def trouble(*_: object) -> None:
+        raise StoreError("database error: disk I/O error")
+
+    monkeypatch.setattr(Store, "add_compared", trouble)
+    outcomes = run(store, clock, same, new)
+    assert [(o.outcome, o.message) for o in outcomes] == [
+        ("error", "StoreError: database error: disk I/O error"),
+        ("capture", "HTTP 200"),
+    ]
