@@ -55,6 +55,8 @@ FULL_FETCH_EVERY = timedelta(hours=24)
 CONFIRM_DELAY_S = 3.0
 #: watches whose latest captures a pass reads in one go, ahead of checking them
 READ_AHEAD = 256
+#: unchanged pages stored within this many seconds of each other share one commit
+COMMIT_WINDOW_S = 0.005
 #: threads that compress and sync new bodies (not the loop's default executor: name lookups
 #: wait in that one, and must not queue behind a slow disk)
 _BLOB_THREADS = ThreadPoolExecutor(2, thread_name_prefix="pagewatch-blobs")
@@ -199,7 +201,7 @@ class Checker:
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         # read ahead by run_pass: watch id -> (data_version then, latest capture, full fetch)
         self._ahead: dict[int, tuple[int, CheckRow | None, datetime | None]] = {}
-        # unchanged pages' rows waiting for this turn of the event loop's commit
+        # unchanged pages' rows waiting for their shared commit (see _add_compared)
         self._compared: list[tuple[dict[str, Any], list[dict[str, Any]], asyncio.Future[int]]] = []
 
     async def run_pass(
@@ -474,13 +476,13 @@ class Checker:
 
     async def _add_compared(self, row: dict[str, Any], counts: list[dict[str, Any]]) -> int:
         """Store a check that needs no comparison (its body is stored already), committed with
-        the others stored in the same turn of the event loop: one transaction for many
-        unchanged pages. Stored when this returns, as with `Store.add_check`."""
+        the others stored within COMMIT_WINDOW_S: one transaction for a dozen unchanged pages,
+        not one each. Stored when this returns, as with `Store.add_check`."""
         loop = asyncio.get_running_loop()
         stored: asyncio.Future[int] = loop.create_future()
         self._compared.append((row, counts, stored))
         if len(self._compared) == 1:
-            loop.call_soon(self._commit_compared)
+            loop.call_later(COMMIT_WINDOW_S, self._commit_compared)
         return await stored
 
     def _commit_compared(self) -> None:
