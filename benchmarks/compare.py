@@ -57,7 +57,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -313,6 +313,27 @@ class Urlwatch:
 # --- the comparison --------------------------------------------------------------------------
 
 
+def _median_run(runs: list[Run], label: str) -> Run:
+    """The run of median wall time (a shared machine's noise spreads single runs widely), with
+    the storage figures of the first run (what one pass added) and what every run reported:
+    each run's summary, and for urlwatch the pages any run reported, so that a repeated pass
+    that saw something is a mismatch."""
+    middle = sorted(runs, key=lambda r: r.wall)[len(runs) // 2]
+    extra = {**middle.extra, **runs[0].extra}
+    extra["summary"] = " / ".join(dict.fromkeys(str(r.extra["summary"]) for r in runs))
+    if "verbs" in extra:
+        verbs: dict[str, set[str]] = {}
+        for r in runs:
+            for verb, pages in r.extra["verbs"].items():  # type: ignore[attr-defined]
+                verbs.setdefault(verb, set()).update(pages)
+        extra["verbs"] = verbs
+    return replace(middle, label=label, extra=extra)
+
+
+def _walls(walls: list[float]) -> str:
+    return " ".join(f"{w:.2f}" for w in walls)
+
+
 def compare(
     base: Path, farm: Farm, nginx: Nginx, opts: argparse.Namespace, uw_exe: Path, pw_python: Path
 ) -> bool:
@@ -326,14 +347,24 @@ def compare(
     uw_start = timed("urlwatch-startup", [str(uw_exe), "--version"], logs, env=uw.env)
     pw_runs: list[Run] = []
     uw_runs: list[Run] = []
+    steady_walls: dict[str, list[float]] = {"pagewatch": [], "urlwatch": []}
     for label in ("seed", "steady", "switch"):
         if label == "switch":
             switch(farm.root, 2)
-        print(f"  pagewatch {label} ...", end=" ", flush=True)
-        pw_runs.append(pw.check(label, logs))
-        print(f"{pw_runs[-1].wall:.1f} s; urlwatch {label} ...", end=" ", flush=True)
-        uw_runs.append(uw.run(label, logs))
-        print(f"{uw_runs[-1].wall:.1f} s", flush=True)
+        tries: list[tuple[Run, Run]] = []
+        for attempt in range(opts.steady_runs if label == "steady" else 1):
+            name = f"{label}{attempt + 1}" if attempt else label
+            print(f"  pagewatch {name} ...", end=" ", flush=True)
+            p = pw.check(name, logs)
+            print(f"{p.wall:.1f} s; urlwatch {name} ...", end=" ", flush=True)
+            u = uw.run(name, logs)
+            print(f"{u.wall:.1f} s", flush=True)
+            tries.append((p, u))
+        if label == "steady":
+            steady_walls = {"pagewatch": [p.wall for p, _ in tries],
+                            "urlwatch": [u.wall for _, u in tries]}  # fmt: skip
+        pw_runs.append(_median_run([p for p, _ in tries], label))
+        uw_runs.append(_median_run([u for _, u in tries], label))
     removals = pw.removals()
 
     delay = "3 (default)" if opts.confirm_delay is None else f"{opts.confirm_delay:g}"
@@ -348,6 +379,11 @@ def compare(
             print(f"{tool:<10}{r.label.split('-')[-1]:<8}{r.wall:>8.2f}{r.cpu:>8.2f}"
                   f"{r.per_page_ms(n):>13.2f}{n / r.wall:>9.0f}{r.maxrss_mb:>13.0f}"
                   f"{r.tree_mb:>13.0f}")  # fmt: skip
+    if len(steady_walls["pagewatch"]) > 1:
+        repeats = len(steady_walls["pagewatch"])
+        print(f"steady: the median of {repeats} steady passes each (wall s: pagewatch "
+              f"{_walls(steady_walls['pagewatch'])}, urlwatch {_walls(steady_walls['urlwatch'])});"
+              " storage below is the first's")  # fmt: skip
     print(f"start-up alone (no pages): pagewatch `check --help` {pw_start.wall:.2f} s wall, "
           f"{pw_start.cpu:.2f} s CPU; urlwatch `--version` {uw_start.wall:.2f} s wall, "
           f"{uw_start.cpu:.2f} s CPU (included in every row above)")  # fmt: skip
@@ -459,7 +495,12 @@ def build_v1(folder: Path, n: int, seed: int = 7) -> None:
 
 
 def curve(
-    base: Path, sizes: list[int], nginx: Nginx, confirm_delay: float | None, pw_python: Path
+    base: Path,
+    sizes: list[int],
+    nginx: Nginx,
+    confirm_delay: float | None,
+    pw_python: Path,
+    steady_runs: int = 1,
 ) -> None:
     rows = []
     for n in sizes:
@@ -468,11 +509,13 @@ def curve(
         print(f"  curve N={n}: seed ...", end=" ", flush=True)
         seed = pw.check(f"curve{n}-seed", base / "logs")
         print(f"{seed.wall:.1f} s; steady ...", end=" ", flush=True)
-        steady = pw.check(f"curve{n}-steady", base / "logs")
-        print(f"{steady.wall:.1f} s", flush=True)
+        tries = [pw.check(f"curve{n}-steady{i + 1}", base / "logs") for i in range(steady_runs)]
+        steady = _median_run(tries, "steady")
+        print(f"{_walls([t.wall for t in tries])} s", flush=True)
         rows.append((n, seed, steady))
         shutil.rmtree(ws, ignore_errors=True)
-    print("\npagewatch cost per page as N grows (fresh workspace per N: seed, then steady)")
+    print("\npagewatch cost per page as N grows (fresh workspace per N: seed, then steady;"
+          f" the median of {steady_runs} steady passes)")  # fmt: skip
     head = (f"{'N':>7}{'seed p/s':>10}{'seed ms/pg':>12}{'seed tree MB':>14}{'steady p/s':>12}"
             f"{'steady ms/pg':>14}{'max proc MB':>13}{'tree PSS MB':>13}")  # fmt: skip
     print(head)
@@ -504,6 +547,8 @@ def main() -> int:
     parser.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="urlwatch's virtualenv")
     parser.add_argument("--pagewatch-venv", type=Path, default=PAGEWATCH_VENV,
                         help="the virtualenv this checkout is installed into")  # fmt: skip
+    parser.add_argument("--steady-runs", type=int, default=3,
+                        help="steady passes per tool, the median reported (default 3)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=1800, help="per process, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the farm, workspaces and logs")
     opts = parser.parse_args()
@@ -511,6 +556,8 @@ def main() -> int:
         sizes = sorted({int(s) for s in opts.curve.split(",") if s.strip()})
     except ValueError:
         parser.error(f"--curve wants numbers separated by commas, not {opts.curve!r}")
+    if opts.steady_runs < 1:
+        parser.error("--steady-runs must be at least 1")
     if opts.n < 50 or any(s < 1 for s in sizes):
         parser.error("--n must be at least 50 (2% of it must be a few pages); curve Ns >= 1")
 
@@ -538,7 +585,7 @@ def main() -> int:
                 print(f"\nbuilding a v1 farm of {sizes[-1]} pages for the curve ...", flush=True)
                 build_v1(root, sizes[-1])
             with Nginx(root) as nginx:
-                curve(base, sizes, nginx, opts.confirm_delay, pw_python)
+                curve(base, sizes, nginx, opts.confirm_delay, pw_python, opts.steady_runs)
     except BenchError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         ok = False
