@@ -19,8 +19,6 @@ from collections.abc import Iterable, Sequence
 from itertools import accumulate
 from typing import NamedTuple
 
-from diff_match_patch import diff_match_patch
-
 from pagewatch.models import Context, Span
 
 DELETE, EQUAL, INSERT = -1, 0, 1
@@ -77,6 +75,8 @@ class _Differ:
     mode, with words where it uses characters), under one deadline that notes when it cut in."""
 
     def __init__(self, timeout: float) -> None:
+        from diff_match_patch import diff_match_patch  # only a change needs it, not every start
+
         self.dmp = diff_match_patch()
         self.dmp.Diff_Timeout = max(timeout, 1e-9)  # positive: keeps the half-match speed-up
         self.deadline = time.time() + timeout if timeout > 0 else 0.0

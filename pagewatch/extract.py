@@ -13,13 +13,13 @@ import codecs
 import re
 import unicodedata
 from functools import lru_cache
-from typing import NamedTuple
-
-from cssselect import SelectorError
-from lxml import etree
-from lxml.cssselect import CSSSelector
+from typing import TYPE_CHECKING, NamedTuple
 
 from pagewatch.models import Extracted
+
+if TYPE_CHECKING:  # lxml is imported where a page is parsed: commands that read none skip it
+    from lxml import etree
+    from lxml.cssselect import CSSSelector
 
 #: Bump when a change to these rules can change the text of an unchanged page: stored counts made
 #: under another version are then recounted before they are compared, never trusted as they are.
@@ -139,6 +139,9 @@ def check_selector(selector: str) -> None:
 
 @lru_cache(maxsize=256)
 def _compile_selector(selector: str) -> CSSSelector:
+    from cssselect import SelectorError
+    from lxml.cssselect import CSSSelector
+
     if not selector.strip():
         raise ValueError("empty CSS selector")
     try:
@@ -344,6 +347,8 @@ def _meta_charset(body: bytes) -> str | None:
 
 
 def _html_text(decoded: _Decoded, selector: CSSSelector | None, huge: bool) -> Extracted:
+    from lxml import etree
+
     text, encoding, mark = decoded.text, decoded.encoding, _MARK
     root, note = _parse(_parser_input(text, decoded.utf8), huge)
     if root is None:
@@ -447,6 +452,8 @@ def _reopen_body(root: etree._Element) -> None:
 
 
 def _parse(data: bytes, huge: bool) -> tuple[etree._Element | None, str]:
+    from lxml import etree
+
     """Parse HTML; a document cut short by lxml's limits is parsed again without them."""
     for lifted in (True,) if huge else (False, True):
         parser = etree.HTMLParser(
@@ -464,6 +471,8 @@ def _parse(data: bytes, huge: bool) -> tuple[etree._Element | None, str]:
 
 
 def _text_of(element: etree._Element) -> str:
+    from lxml import etree
+
     return etree.tostring(element, method="text", encoding="unicode", with_tail=False)
 
 

@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import cssselect
-
 from . import extract, match
 from .errors import WatchlistError, WorkspaceError
 from .models import ALIAS_REGEX_PREFIX, PhraseGroup, Watch
@@ -110,6 +108,8 @@ def _url_problem(url: str) -> str | None:
 
 
 def _selector_problem(selector: str) -> str | None:
+    import cssselect  # only watchlists with selectors need it
+
     if not selector.strip():
         return f"bad selector {_quote(selector)} (empty)"
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -306,3 +308,16 @@ def test_a_note_for_an_acknowledged_alert_replaces_its_note(removal: tuple[Path,
     assert again.stdout == "Already acknowledged 1 (note replaced)\n"
     [after] = json.loads(pw(root, "alerts", "--json", "--status", "acked").stdout)
     assert (after["note"], after["acked_at"]) == ("sent to legal", before["acked_at"])
+
+
+def test_start_up_leaves_what_a_steady_check_does_not_use_unimported() -> None:
+    """Every command pays for what the CLI imports at start: parsers, the differ, the Wayback
+    client and the migrations wait until a command needs them."""
+    code = (
+        "import sys, pagewatch.cli\n"
+        "heavy = ['lxml', 'cssselect', 'diff_match_patch', 'sqlite_utils', 'tomlkit',"
+        " 'pagewatch.wayback', 'pagewatch.ingest', 'pagewatch.schema']\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""
