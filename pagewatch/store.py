@@ -2,7 +2,8 @@
 
 Writes follow one rule: the blob is on disk (fsynced, renamed into place) before any row names it,
 and every row of one check (the check, its counts, its alerts) commits in one transaction taken
-with ``BEGIN IMMEDIATE``. A kill at any moment leaves a workspace that opens and is consistent:
+with ``BEGIN IMMEDIATE`` (unchanged pages' checks share one: `Store.add_compared`). The schema's
+migrations are in schema.py. A kill at any moment leaves a workspace that opens and is consistent:
 at worst an orphan blob that no row names, never a row without its blob.
 """
 
