@@ -415,9 +415,10 @@ def compare(
               f"{e['blob_alloc']:>14,}{e['db_bytes']:>13,}"
               f"{u.extra['cache_bytes']:>13,}")  # fmt: skip
     seed, steady, sw = (r.extra for r in pw_runs)
-    captures = 3 * n
+    passes = 2 + opts.steady_runs
+    captures = passes * n
     total = int(sw["blob_bytes"]) + int(sw["db_bytes"])
-    print(f"  per capture over 3 passes ({captures:,} captures): "
+    print(f"  per capture over {passes} passes ({captures:,} captures): "
           f"{int(sw['blob_bytes']) / captures:,.0f} blob bytes, {total / captures:,.0f} "
           f"blob+db bytes; per distinct body stored: "
           f"{int(sw['blob_bytes']) / max(1, int(sw['blob_files'])):,.0f} bytes")  # fmt: skip
