@@ -228,6 +228,7 @@ class Checker:
     def _read_ahead(self, watches: Iterable[Watch]) -> Iterator[Watch]:
         """The watches in order; the latest captures of each next few hundred are read in two
         queries rather than two per check (a check uses them only if nothing wrote since)."""
+        self._ahead.clear()  # read by an earlier pass: this process may have written since
         remaining = iter(watches)
         while batch := list(itertools.islice(remaining, READ_AHEAD)):
             try:

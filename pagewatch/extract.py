@@ -452,9 +452,9 @@ def _reopen_body(root: etree._Element) -> None:
 
 
 def _parse(data: bytes, huge: bool) -> tuple[etree._Element | None, str]:
+    """Parse HTML; a document cut short by lxml's limits is parsed again without them."""
     from lxml import etree
 
-    """Parse HTML; a document cut short by lxml's limits is parsed again without them."""
     for lifted in (True,) if huge else (False, True):
         parser = etree.HTMLParser(
             encoding="utf-8", remove_comments=True, remove_pis=True, huge_tree=lifted

@@ -989,8 +989,10 @@ def _unmigrated(conn: sqlite3.Connection) -> bool:
         applied = conn.execute(
             "SELECT name FROM _sqlite_migrations NOT INDEXED WHERE migration_set = 'pagewatch'"
         ).fetchall()
-    except sqlite3.OperationalError:  # no such table (or not sqlite-utils' table any more)
-        return True
+    except sqlite3.OperationalError as exc:
+        if "no such" in str(exc):  # table (a new database) or column (another sqlite-utils)
+            return True
+        raise  # a disk or lock error is that, not an old database
     return not {name for (name,) in applied}.issuperset(MIGRATIONS)
 
 
