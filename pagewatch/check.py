@@ -365,7 +365,7 @@ class Checker:
     ) -> dict[str, str]:
         """If-None-Match / If-Modified-Since from the last capture, when a 304 could stand in
         for it: a plain 200 capture, compared, counted the way the watch counts now, and a
-        capture came with its body (``full``, see `Store.last_full_fetch`) within a day."""
+        capture came with its body (``full``, see `Store.latest_captures`) within a day."""
         if (
             previous is None
             or not previous.compared
@@ -413,7 +413,7 @@ class Checker:
         content_type = content_type or capture.header("content-type")
         changed = previous is None or previous.sha256 != capture.sha256
         row = _capture_row(watch_id, capture, chash, content_type)
-        if not_modified:  # whichever path stores it, it is no full fetch (see last_full_fetch)
+        if not_modified:  # whichever path stores it, it is no full fetch (see latest_captures)
             row["message"] = NOT_MODIFIED
         blob = None if not_modified else (capture.body, capture.sha256)
         if blob and not (previous and previous.sha256 == capture.sha256):

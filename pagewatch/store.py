@@ -344,8 +344,8 @@ class Store:
     def latest_captures(
         self, watch_ids: Sequence[int]
     ) -> dict[int, tuple[CheckRow | None, datetime | None]]:
-        """`last_capture` and `last_full_fetch` of many watches in two queries, for a pass
-        to read ahead of its checks rather than twice per check."""
+        """Each watch's `last_capture`, and when a capture of it last came with its body (not
+        as a 304): two queries for many watches, so that a pass reads ahead of its checks."""
         marks = ",".join("?" * len(watch_ids))
         latest = "ORDER BY checked_at DESC, id DESC LIMIT 1"
         rows = self._captures(
@@ -382,15 +382,6 @@ class Store:
             [row.watch_id, iso(row.checked_at), iso(row.checked_at), row.id],
         )
         return rows[0] if rows else None
-
-    def last_full_fetch(self, watch_id: int) -> datetime | None:
-        """When a capture of the watch last came with its body (not as a 304)."""
-        row = self.db.execute(  # newest first: it stops at the first, a day back at most
-            "SELECT checked_at FROM checks WHERE watch_id = ? AND outcome = 'capture'"
-            " AND message != ? ORDER BY checked_at DESC, id DESC LIMIT 1",
-            [watch_id, NOT_MODIFIED],
-        ).fetchone()
-        return parse_iso(row[0]) if row and row[0] else None
 
     def pending(self, watch_id: int) -> list[CheckRow]:
         """Captures stored but not yet compared (normally the one just stored; after a crash,
