@@ -827,9 +827,7 @@ class Store:
         rows = self.db.execute(
             "SELECT w.id FROM watches w WHERE (SELECT outcome FROM checks c WHERE c.watch_id = w.id"
             " ORDER BY checked_at DESC, id DESC LIMIT 1) != 'capture'"
-            " UNION SELECT a.watch_id FROM alerts a WHERE a.kind IN ('blocked', 'failing')"
-            " AND a.id > (SELECT COALESCE(MAX(id), 0) FROM alerts r WHERE r.watch_id = a.watch_id"
-            "  AND r.kind = 'restored_health')"
+            f" UNION SELECT a.watch_id FROM alerts a WHERE {_OPEN_SPELL}"
         )
         return {int(r[0]) for r in rows}
 
@@ -944,16 +942,18 @@ def _next_chain(db: sqlite3.Connection, row: dict[str, Any]) -> str:
     )
 
 
+#: an alert ``a`` of an open health spell: blocked or failing, and no restore since
+_OPEN_SPELL = (
+    "a.kind IN ('blocked', 'failing') AND a.id > (SELECT COALESCE(MAX(id), 0) FROM alerts r"
+    " WHERE r.watch_id = a.watch_id AND r.kind = 'restored_health')"
+)
+
+
 def _spell(db: sqlite3.Connection, watch_id: int) -> set[str]:
-    return {
-        r[0]
-        for r in db.execute(
-            "SELECT kind FROM alerts WHERE watch_id = ? AND kind IN ('blocked', 'failing') AND id >"
-            " (SELECT COALESCE(MAX(id), 0) FROM alerts WHERE watch_id = ?"
-            "  AND kind = 'restored_health')",
-            [watch_id, watch_id],
-        )
-    }
+    rows = db.execute(
+        f"SELECT a.kind FROM alerts a WHERE a.watch_id = ? AND {_OPEN_SPELL}", [watch_id]
+    )
+    return {r[0] for r in rows}
 
 
 def _insert(db: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
