@@ -18,9 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .blobs import workspace_error
 from .errors import UsageError, WorkspaceError
 from .fsck import fsck
-from .store import DB_NAME, Store, workspace_error
+from .store import DB_NAME, Store
 
 COPIED_FILES = (".gitignore",)
 

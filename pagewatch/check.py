@@ -15,21 +15,17 @@ import hashlib
 import itertools
 import json
 import logging
-import multiprocessing
-import os
 import re
-import signal
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import detect, diff, extract, health, match
+from . import detect, extract, health, match
+from .analysis import Analysis, analyse, contexts, gone_analysis, store_and_analyse
 from .client import Client
 from .errors import StoreError, WorkspaceError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content, fetch
@@ -47,8 +43,6 @@ from .store import CheckRow, Store, iso, parse_iso
 
 log = logging.getLogger("pagewatch.check")
 
-#: passes with at least this many watches extract in a process pool, so both cores work
-POOL_THRESHOLD = 40
 #: even with validators, the page is fetched in full when the last full fetch is this old
 FULL_FETCH_EVERY = timedelta(hours=24)
 #: a removal is confirmed by a second fetch this many seconds after the first (None: never)
@@ -57,20 +51,10 @@ CONFIRM_DELAY_S = 3.0
 READ_AHEAD = 256
 #: unchanged pages stored within this many seconds of each other share one commit
 COMMIT_WINDOW_S = 0.005
-#: threads that compress and sync new bodies (not the loop's default executor: name lookups
-#: wait in that one, and must not queue behind a slow disk)
-_BLOB_THREADS = ThreadPoolExecutor(2, thread_name_prefix="pagewatch-blobs")
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """What extraction and matching made of one body."""
-
-    text: str
-    counts: dict[str, GroupCount]
-    usable: bool
-    reason: str = ""  # why not usable: unreadable | selector_missing | empty
-    note: str = ""
+#: threads that store new bodies and extract text when a pass has no process pool (not the
+#: loop's default executor: name lookups wait in that one, and must not queue behind a slow
+#: disk or a big page)
+_WORK_THREADS = ThreadPoolExecutor(2, thread_name_prefix="pagewatch-work")
 
 
 @dataclass(frozen=True)
@@ -121,52 +105,6 @@ def _config_hash(groups: tuple[PhraseGroup, ...], selector: str | None) -> str:
 
 def group_fingerprints(watch: Watch) -> dict[str, str]:
     return {g.name: match.fingerprint([g]) for g in watch.groups}
-
-
-@functools.lru_cache(maxsize=256)
-def _matcher(groups: tuple[PhraseGroup, ...]) -> match.Matcher:
-    return match.compile_groups(groups)
-
-
-def analyse(
-    content: bytes, content_type: str | None, selector: str | None, groups: tuple[PhraseGroup, ...]
-) -> Analysis:
-    """Visible text and phrase counts of one body. Pure; runs in a worker process on big passes."""
-    extracted = extract.visible_text(content, content_type, selector)
-    if not extracted.readable:
-        return Analysis("", {}, False, "unreadable", extracted.note)
-    if not extracted.scope_found:
-        return Analysis("", {}, False, "selector_missing", extracted.note)
-    if not extracted.text.strip():
-        return Analysis("", {}, False, "empty", "the page has no visible text")
-    return Analysis(extracted.text, match.count(_matcher(groups), extracted.text), True)
-
-
-def contexts(
-    before: str, after: str, groups: tuple[PhraseGroup, ...], findings: Sequence[detect.Finding]
-) -> list[Context | None]:
-    """The passage of each finding. Pure and CPU-heavy on big pages: runs off the event loop."""
-    matcher = _matcher(groups)
-    found = []
-    for finding in findings:
-        spans_before = match.spans(matcher, finding.group, before)
-        spans_after = match.spans(matcher, finding.group, after)
-        if finding.kind != "restored":
-            found.append(diff.removal_context(before, after, spans_before, spans_after))
-            continue
-        # a restore is a removal seen backwards: what the later text has that the earlier lacked
-        back = diff.removal_context(after, before, spans_after, spans_before)
-        flip = {"-": "+", "+": "-", "=": "="}
-        found.append(
-            Context(back.alias, tuple((flip[op], t) for op, t in back.segments), back.approximate)
-            if back
-            else None
-        )
-    return found
-
-
-def _gone_analysis(groups: Sequence[PhraseGroup]) -> Analysis:
-    return Analysis("", {g.name: GroupCount(g.name, 0) for g in groups}, True)
 
 
 class Checker:
@@ -232,7 +170,7 @@ class Checker:
         remaining = iter(watches)
         while batch := list(itertools.islice(remaining, READ_AHEAD)):
             try:
-                ids = [self._watch_id(watch, config_hash(watch)) for watch in batch]
+                ids = self._watch_ids(batch)
                 version = self.store.data_version()
                 for watch_id, (row, full) in self.store.latest_captures(ids).items():
                     self._ahead[watch_id] = (version, row, full)
@@ -257,7 +195,7 @@ class Checker:
     async def _check(self, watch: Watch) -> CheckOutcome:
         try:
             chash = config_hash(watch)
-            watch_id = self._watch_id(watch, chash)
+            watch_id = self._watch_id(watch)
             if watch_id in self._unsettled():  # what a crash left unraised after the last check
                 self._unsettled().discard(watch_id)  # looked at once
                 self._health(watch, watch_id)
@@ -334,17 +272,22 @@ class Checker:
             return None
         return ((alert_id,), f"{kind} (alert {alert_id})") if alert_id else None
 
-    def _watch_id(self, watch: Watch, chash: str) -> int:
-        """The watch's row id, its row created or brought up to date if the watchlist changed it;
-        the rows are read once per checker, not once per check."""
+    def _watch_id(self, watch: Watch) -> int:
+        return self._watch_ids([watch])[0]
+
+    def _watch_ids(self, watches: Sequence[Watch]) -> list[int]:
+        """The watches' row ids, rows created or brought up to date if the watchlist changed
+        them (in one transaction); the rows are read once per checker, not once per check."""
         if self._rows is None:
             self._rows = self.store.watch_rows()
-        key = (watch.list, watch.url)
-        found = self._rows.get(key)
-        if found is None or found[1:] != (watch.every, watch.selector, chash):
-            watch_id = self.store.sync_watch(watch, chash, self.now())
-            found = self._rows[key] = (watch_id, watch.every, watch.selector, chash)
-        return found[0]
+        rows = self._rows
+        wanted = [(w, (w.every, w.selector, config_hash(w))) for w in watches]
+        stale = {w.key: (w, row) for w, row in wanted if rows.get(w.key, ())[1:] != row}.values()
+        if stale:
+            synced = self.store.sync_watches([(w, row[2]) for w, row in stale], self.now())
+            for (w, row), watch_id in zip(stale, synced, strict=True):
+                rows[w.key] = (watch_id, *row)
+        return [rows[w.key][0] for w in watches]
 
     def _unsettled(self) -> set[int]:
         """Watches whose latest check may have left a health alert to raise (see health.py):
@@ -396,14 +339,14 @@ class Checker:
         the capture whose validators the fetch sent (default: the latest)."""
         chash = config_hash(watch)
         if known is None:
-            watch_id = self._watch_id(watch, chash)
+            watch_id = self._watch_id(watch)
             previous = self.store.last_capture(watch_id)
         else:
             watch_id, previous = known
         if isinstance(result, Capture) and result.status == 304:
             result = _as_before(result, basis or previous, chash)
         if isinstance(result, FailedCheck):
-            check_id, _ = self.store.add_check(_failed_row(watch_id, result, chash))
+            check_id = self.store.add_check(_failed_row(watch_id, result, chash)).id
             return CheckOutcome(watch, "failed", False, (), result.message, check_id)
 
         capture = result
@@ -416,11 +359,17 @@ class Checker:
         if not_modified:  # whichever path stores it, it is no full fetch (see latest_captures)
             row["message"] = NOT_MODIFIED
         blob = None if not_modified else (capture.body, capture.sha256)
+        analysis: Analysis | None = None
         if blob and not (previous and previous.sha256 == capture.sha256):
-            # compressed and synced in a thread (zlib and fsync let go of the GIL): the other
-            # core works while the event loop goes on; add_check finds it stored
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(_BLOB_THREADS, self.store.blobs.put, *blob)
+            # a new body is stored (add_check finds it there) before anything names it, off the
+            # event loop; if it is to be read, in the same job
+            if capture.status in GONE_STATUSES:
+                await self._run(self.store.blobs.put, *blob)
+            else:
+                analysis = await self._run(
+                    store_and_analyse, self.store.blobs, *blob, capture.content, content_type,
+                    watch.selector, watch.groups,
+                )  # fmt: skip
         if (
             compare
             and previous
@@ -435,8 +384,10 @@ class Checker:
             message = NOT_MODIFIED if not_modified else f"HTTP {capture.status}, unchanged"
             return CheckOutcome(watch, "capture", False, (), message, check_id)
 
-        if capture.status in GONE_STATUSES:
-            analysis = _gone_analysis(watch.groups)
+        if analysis is not None:
+            pass  # a new body, read as it was stored
+        elif capture.status in GONE_STATUSES:
+            analysis = gone_analysis(watch.groups)
         elif same := next(
             (
                 r
@@ -457,18 +408,22 @@ class Checker:
                 analysis = Analysis(analysis.text, analysis.counts, False, "suspect", why)
         if not analysis.usable:
             row.update(outcome="unusable", reason=analysis.reason, message=analysis.note)
-            check_id, _ = self.store.add_check(row, blob=blob)
+            check_id = self.store.add_check(row, blob=blob).id
             return CheckOutcome(watch, "unusable", changed, (), analysis.note, check_id)
 
         count_rows = _count_rows(analysis.counts, group_fingerprints(watch))
-        check_id, outcome = self.store.add_check(row, blob=blob, counts=count_rows)
+        stored = self.store.add_check(row, blob=blob, counts=count_rows, compare_first=compare)
+        check_id, outcome = stored.id, stored.outcome
         if not compare:
             return CheckOutcome(watch, outcome, changed, (), f"HTTP {capture.status}", check_id)
         if outcome == "superseded":
             note = "a newer capture was stored meanwhile; kept, not compared"
             return CheckOutcome(watch, outcome, changed, (), note, check_id)
-        analysed = {check_id: analysis} if analysis.text else {}
-        alerts, notes = await self.compare_pending(watch, watch_id, analysed, confirm=check_id)
+        alerts: list[int] = []
+        notes: list[str] = []
+        if not stored.compared:  # else it is the watch's first capture: nothing to compare
+            analysed = {check_id: analysis} if analysis.text else {}
+            alerts, notes = await self.compare_pending(watch, watch_id, analysed, confirm=check_id)
         message = f"HTTP {capture.status}" + ("" if changed else ", unchanged")
         if capture.redirects:
             message += f", redirected to {capture.final_url}"
@@ -495,9 +450,9 @@ class Checker:
                 if not stored.done():
                     stored.set_exception(exc)
             return
-        for (*_, stored), (check_id, _) in zip(batch, ids, strict=True):
+        for (*_, stored), check in zip(batch, ids, strict=True):
             if not stored.done():
-                stored.set_result(check_id)
+                stored.set_result(check.id)
 
     async def compare_pending(
         self,
@@ -688,7 +643,7 @@ class Checker:
     async def _analysis(self, row: CheckRow, watch: Watch) -> Analysis | None:
         """A stored capture analysed the watch's current way; None if its blob is unreadable."""
         if row.status in GONE_STATUSES or row.sha256 is None:
-            return _gone_analysis(watch.groups)
+            return gone_analysis(watch.groups)
         try:
             body = self.store.blobs.get(row.sha256)
             encoding = row.header("content-encoding") or ""
@@ -706,14 +661,16 @@ class Checker:
         return analysis
 
     async def _run(self, job: Callable[..., Any], *args: Any) -> Any:
-        """Run CPU-heavy pure work off the event loop: in the process pool if there is one."""
+        """Run CPU-heavy or disk-bound work off the event loop: in the process pool if there is
+        one, else in a thread (zlib, lxml and fsync let go of the GIL)."""
         loop = asyncio.get_running_loop()
+        work = functools.partial(job, *args)
         try:
-            return await loop.run_in_executor(self.executor, functools.partial(job, *args))
+            return await loop.run_in_executor(self.executor or _WORK_THREADS, work)
         except BrokenProcessPool:
             log.warning("the extraction pool broke; extracting in this process from now on")
             self.executor = None
-            return await loop.run_in_executor(None, functools.partial(job, *args))
+            return await loop.run_in_executor(_WORK_THREADS, work)
 
 
 #: a header value that can be sent back as it came (RFC 9110 field-value, ASCII); a stored ETag
@@ -825,32 +782,3 @@ def _redirects_json(redirects: Sequence[Any]) -> str:
     return json.dumps(
         [{"url": r.url, "status": r.status, "location": r.location} for r in redirects]
     )
-
-
-def make_executor(watch_count: int) -> Executor | None:
-    """A process pool for passes big enough to pay for one; None means a thread of this process.
-
-    Workers are spawned (no fork of a process with an event loop and threads), ignore Ctrl-C
-    (the parent decides when work stops) and exit on their own when the parent dies, even by
-    SIGKILL, so a killed pass leaves no orphans behind.
-    """
-    workers = min(os.cpu_count() or 1, 4)
-    if watch_count < POOL_THRESHOLD or workers < 2:
-        return None
-    return ProcessPoolExecutor(
-        workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_worker_init,
-        initargs=(os.getpid(),),
-    )
-
-
-def _worker_init(parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch_parent() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch_parent, name="pagewatch-parent-watch", daemon=True).start()

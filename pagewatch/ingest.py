@@ -21,17 +21,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import detect
-from .check import (
-    POOL_THRESHOLD,
-    Analysis,
-    _capture_row,
-    _count_rows,
-    _gone_analysis,
-    analyse,
-    config_hash,
-    group_fingerprints,
-    make_executor,
-)
+from .analysis import POOL_THRESHOLD, Analysis, analyse, gone_analysis, make_executor
+from .check import _capture_row, _count_rows, config_hash, group_fingerprints
 from .errors import ArchiveError
 from .fetch import GONE_STATUSES, FetchPolicy, decode_content
 from .models import HEALTH_KINDS, ArchivedResponse, Capture, Redirect, Watch
@@ -215,7 +206,7 @@ def carry_watching(store: Store, watches: Sequence[Watch], metadata: dict[str, A
         if taken[slot]:
             check_id = taken[slot].pop(0)
         else:
-            check_id, _ = store.add_check(_carried_failure(target, entry))
+            check_id = store.add_check(_carried_failure(target, entry)).id
         if _number(entry.get("id")) >= 0:
             ids[_number(entry.get("id"))] = check_id
     carried = 0
@@ -420,7 +411,7 @@ def _analysis(
     if not_original := capture.header(NOT_ORIGINAL_HEADER):
         return Analysis("", {}, False, "not_original", f"not the archived bytes: {not_original}")
     if status in GONE_STATUSES:
-        return _gone_analysis(watch.groups)
+        return gone_analysis(watch.groups)
     if not 200 <= status < 300:
         reason = f"http_{status}"
         return Analysis("", {}, False, reason, f"archived answer HTTP {status}, not comparable")

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from . import alerts as alerts_api
+from .blobs import workspace_error
 from .errors import PagewatchError
-from .store import Store, workspace_error
+from .store import Store
 from .web.highlight import Piece
 from .web.render import render
 from .web.views import KINDS, InboxFilter, marked_passage, matcher_for, phrase_groups

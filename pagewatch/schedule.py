@@ -23,7 +23,8 @@ from pathlib import Path
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .check import Checker, make_executor
+from .analysis import make_executor
+from .check import Checker
 from .errors import PagewatchError, WorkspaceLocked
 from .fetch import FetchPolicy, make_client
 from .models import Watch

@@ -1,4 +1,4 @@
-"""The workspace on disk: snapshot blobs named by SHA-256, and the SQLite database beside them.
+"""The workspace on disk: snapshot blobs (blobs.py) and the SQLite database beside them.
 
 Writes follow one rule: the blob is on disk (fsynced, renamed into place) before any row names it,
 and every row of one check (the check, its counts, its alerts) commits in one transaction taken
@@ -10,19 +10,16 @@ at worst an orphan blob that no row names, never a row without its blob.
 from __future__ import annotations
 
 import contextlib
-import errno
-import gzip
 import hashlib
 import json
-import os
 import sqlite3
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from .blobs import Blobs, workspace_error
 from .errors import NotFound, StoreError, WorkspaceError
 from .models import CHANGE_KINDS, NOT_MODIFIED, REMOVAL_KINDS, Watch, header
 
@@ -81,60 +78,6 @@ class CheckRow:
         return header(self.headers, name)
 
 
-#: gzip level of stored bodies: level 1 compresses a 55 KB page in a quarter of level 6's time
-#: (0.7 ms, not 3.2) into 28% more bytes (13.6 KB, not 10.6); a first pass over thousands of
-#: pages is bound by it, and a body is stored once however often it is seen
-COMPRESS_LEVEL = 1
-
-
-class Blobs:
-    """Raw bodies, gzip-compressed, at ``snapshots/ab/<sha256>.gz``."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def path(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / f"{sha256}.gz"
-
-    def put(self, body: bytes, sha256: str) -> int:
-        """Store a body under its digest (no-op if present); return the bytes used on disk."""
-        target = self.path(sha256)
-        if target.exists():
-            return target.stat().st_size
-        try:
-            return self._write(target, gzip.compress(body, compresslevel=COMPRESS_LEVEL, mtime=0))
-        except OSError as exc:
-            raise workspace_error(exc, target) from exc
-
-    def _write(self, target: Path, data: bytes) -> int:
-        if not target.parent.is_dir():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self.root)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:12]}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(target.parent)
-        return len(data)
-
-    def get(self, sha256: str) -> bytes:
-        """The body named by ``sha256``, checked against its name."""
-        try:
-            body = gzip.decompress(self.path(sha256).read_bytes())
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise StoreError(f"snapshot {sha256[:12]} is unreadable: {exc}") from exc
-        if hashlib.sha256(body).hexdigest() != sha256:
-            raise StoreError(f"snapshot {sha256[:12]} does not match its SHA-256")
-        return body
-
-
 def _connect(db_path: Path, readonly: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are ours); read-only ones never write,
     so a read-only copy of a workspace (an archive, a mounted snapshot) can be reviewed."""
@@ -149,21 +92,13 @@ def _connect(db_path: Path, readonly: bool) -> sqlite3.Connection:
         return sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
 
 
-def workspace_error(exc: OSError, path: Path) -> WorkspaceError:
-    """A one-line error for a workspace we cannot write: full, read-only, or forbidden."""
-    if exc.errno == errno.ENOSPC:
-        return WorkspaceError(f"the disk is full: cannot write {path}")
-    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return WorkspaceError(f"the workspace is read-only: cannot write {path}")
-    return WorkspaceError(f"cannot write {path}: {exc.strerror or exc}")
+class Stored(NamedTuple):
+    """A check just stored: its id, its outcome (a capture may come back ``superseded``), and
+    whether it is compared already."""
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    id: int
+    outcome: str
+    compared: bool
 
 
 class Store:
@@ -237,15 +172,24 @@ class Store:
         ).fetchone()
         if row and tuple(row[1:]) == (watch.every, watch.selector, config_hash):
             return int(row[0])
+        return self.sync_watches([(watch, config_hash)], now)[0]
+
+    def sync_watches(self, watches: Sequence[tuple[Watch, str]], now: datetime) -> list[int]:
+        """The row ids of watches (each with its config hash), every row created or refreshed
+        from the watchlist, all in one transaction."""
         with self.write() as db:
-            found = db.execute(
-                "INSERT INTO watches (list, url, every, selector, config_hash, first_seen_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (list, url) DO UPDATE SET"
-                " every = excluded.every, selector = excluded.selector,"
-                " config_hash = excluded.config_hash RETURNING id",
-                [watch.list, watch.url, watch.every, watch.selector, config_hash, iso(now)],
-            ).fetchone()
-        return int(found[0])
+            return [
+                int(
+                    db.execute(
+                        "INSERT INTO watches (list, url, every, selector, config_hash,"
+                        " first_seen_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (list, url) DO"
+                        " UPDATE SET every = excluded.every, selector = excluded.selector,"
+                        " config_hash = excluded.config_hash RETURNING id",
+                        [watch.list, watch.url, watch.every, watch.selector, chash, iso(now)],
+                    ).fetchone()[0]
+                )
+                for watch, chash in watches
+            ]
 
     def watch_rows(self) -> dict[tuple[str, str], tuple[int, int, str | None, str]]:
         """Every watch row by (list, URL): its id, interval, selector and config hash."""
@@ -448,22 +392,27 @@ class Store:
         counts: Sequence[dict[str, Any]] = (),
         compared: bool = False,
         in_order: bool = True,
-    ) -> tuple[int, str]:
+        compare_first: bool = False,
+    ) -> Stored:
         """Store one check with its blob and counts, before anything is compared.
 
-        Returns the check's id and its outcome. A capture older than one already stored for
-        the watch (a slow fetch overtaken by another process's) is kept as evidence but marked
-        ``superseded``: captures are compared in capture-time order, never out of it.
-        ``in_order=False`` (imported history, placed anywhere in the timeline and compared by
-        re-detection over the whole of it) skips that rule.
+        A capture older than one already stored for the watch (a slow fetch overtaken by
+        another process's) is kept as evidence but marked ``superseded``: captures are compared
+        in capture-time order, never out of it. ``in_order=False`` (imported history, placed
+        anywhere in the timeline and compared by re-detection over the whole of it) skips that
+        rule. ``compare_first``: a watch's first capture has nothing to be compared with, so it
+        is stored compared (decided inside the transaction: another process may have stored
+        one since the caller looked).
         """
         stored_size = self.blobs.put(*blob) if blob else 0
         with self.write() as db:
-            return _add_check(db, check, blob, stored_size, counts, compared, in_order)
+            return _add_check(
+                db, check, blob, stored_size, counts, compared, in_order, compare_first
+            )
 
     def add_compared(
         self, checks: Sequence[tuple[dict[str, Any], Sequence[dict[str, Any]]]]
-    ) -> list[tuple[int, str]]:
+    ) -> list[Stored]:
         """Store checks that need no comparison (unchanged pages: their counts are the previous
         capture's) in one transaction, their bodies already stored; ids and outcomes in order.
         One commit for many: a steady pass is mostly such rows."""
@@ -905,16 +854,18 @@ def _add_check(
     counts: Sequence[dict[str, Any]],
     compared: bool,
     in_order: bool,
-) -> tuple[int, str]:
+    compare_first: bool = False,
+) -> Stored:
     """`Store.add_check` inside its write transaction."""
     outcome = check["outcome"]
     if outcome == "capture" and in_order:
-        newer = db.execute(
-            "SELECT 1 FROM checks WHERE watch_id = ? AND outcome = 'capture'"
-            " AND checked_at > ? LIMIT 1",
-            [check["watch_id"], check["checked_at"]],
+        latest = db.execute(  # the watch's latest capture: is it later than this one?
+            "SELECT checked_at > ? FROM checks WHERE watch_id = ? AND outcome = 'capture'"
+            " ORDER BY checked_at DESC LIMIT 1",
+            [check["checked_at"], check["watch_id"]],
         ).fetchone()
-        outcome = "superseded" if newer else "capture"
+        outcome = "superseded" if latest and latest[0] else "capture"
+        compared = compared or (compare_first and latest is None)
     if blob:
         db.execute(
             "INSERT OR IGNORE INTO snapshots (sha256, size, stored_size, stored_at)"
@@ -928,7 +879,7 @@ def _add_check(
     check_id = _insert(db, "checks", row)
     for count in counts:
         _insert(db, "counts", {**count, "check_id": check_id})
-    return check_id, outcome
+    return Stored(check_id, outcome, done)
 
 
 def _next_chain(db: sqlite3.Connection, row: dict[str, Any]) -> str:

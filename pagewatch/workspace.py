@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .check import CONFIRM_DELAY_S, Checker, CheckOutcome, PassSummary, make_executor
+from .analysis import make_executor
+from .check import CONFIRM_DELAY_S, Checker, CheckOutcome, PassSummary
 from .errors import BundleError, UsageError, WatchlistError
 from .fetch import FetchPolicy, make_client
 from .models import ArchivedResponse, Watch

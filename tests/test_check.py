@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +15,14 @@ import pytest
 from click.testing import CliRunner
 
 from pagewatch import check as check_module
+from pagewatch import extract
+from pagewatch.blobs import Blobs
 from pagewatch.check import Checker
 from pagewatch.cli import cli
 from pagewatch.fetch import make_client
 from pagewatch.models import PhraseGroup, Watch
 from pagewatch.replay import Page, ReplayServer
-from pagewatch.store import Blobs, Store
+from pagewatch.store import Store
 
 UYGHUR = (PhraseGroup("uyghur", ("Uyghur", "Uighur")),)
 WITH = "<html><body><main><p>Glasses.</p><p>Is it Uyghur: boolean.</p></main></body></html>"
@@ -49,8 +54,8 @@ def test_unchanged_page_costs_a_row_not_a_blob_or_an_extraction(
     run(store, clock, w)
     blobs = sorted(store.blobs.root.rglob("*.gz"))
     calls: list[object] = []
-    real = check_module.analyse
-    monkeypatch.setattr(check_module, "analyse", lambda *a: calls.append(a) or real(*a))
+    real = extract.visible_text
+    monkeypatch.setattr(extract, "visible_text", lambda *a: calls.append(a) or real(*a))
     clock.advance(hours=1)
     [outcome] = run(store, clock, w)
     assert (outcome.outcome, outcome.changed) == ("capture", False)
@@ -160,14 +165,14 @@ def test_an_unexpected_error_in_one_watch_spares_the_others(
 ) -> None:
     server.set("/a", Page.html(WITH))
     server.set("/b", Page.html(WITH))
-    real = check_module.analyse
+    real = extract.visible_text
 
     def flaky(content: bytes, *rest: Any) -> Any:
         if b"boom" in content:
             raise RuntimeError("extractor bug")
         return real(content, *rest)
 
-    monkeypatch.setattr(check_module, "analyse", flaky)
+    monkeypatch.setattr(extract, "visible_text", flaky)
     server.set("/a", Page.html(WITH + "<!-- boom -->"))
     outcomes = run(store, clock, watch(server.url("/a")), watch(server.url("/b")))
     assert [o.outcome for o in outcomes] == ["error", "capture"]
@@ -435,6 +440,34 @@ def test_a_304_stands_for_the_capture_its_validators_came_from(
     assert outcome.outcome == "capture"
 
 
+def test_a_first_capture_is_compared_with_one_another_process_stored_meanwhile(
+    store: Store, server: ReplayServer, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A watch's first capture has nothing to be compared with and is stored compared, but
+    only if it still is the first when its row is written: another process may have stored
+    one while our fetch was in flight, and the removal since that one must be alerted."""
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+
+    async def racing_fetch(client: Any, url: str, now: Any, policy: Any, validators: Any) -> Any:
+        monkeypatch.setattr(check_module, "fetch", real_fetch)
+        other = Store(store.root)  # another process, with its own connection
+        async with make_client(check_module.FetchPolicy()) as its_client:
+            await Checker(other, its_client, clock, confirm_delay=0).check(w)
+        other.close()
+        server.set("/p", Page.html(WITHOUT))
+        clock.advance(seconds=30)
+        return await real_fetch(client, url, now, policy, validators)
+
+    real_fetch = check_module.fetch
+    monkeypatch.setattr(check_module, "fetch", racing_fetch)
+    [outcome] = run(store, clock, w)
+    assert [(a["kind"], a["check_before"], a["check_after"]) for a in alerts(store)] == [
+        ("removed", 1, 2)
+    ]
+    assert outcome.alert_ids
+
+
 def test_a_stored_etag_that_cannot_be_sent_back_means_a_full_fetch(
     store: Store, server: ReplayServer, clock: Any
 ) -> None:
@@ -527,3 +560,44 @@ def test_a_failed_shared_commit_fails_only_the_checks_in_it(
         ("error", "StoreError: database error: disk I/O error"),
         ("capture", "HTTP 200"),
     ]
+
+
+def test_a_big_pass_s_workers_store_and_read_bodies_importing_no_more_than_that(
+    tmp_path: Path,
+) -> None:
+    """A big pass's workers are spawned processes: each imports the main script again, then
+    what its jobs need. Neither the `pagewatch` command's script (pagewatch.__main__) nor the
+    jobs (pagewatch.analysis) import the CLI, the HTTP client or the database, so a worker
+    starts in a fraction of the time; and what a worker stores is there for the checker."""
+    script = tmp_path / "pagewatch_command.py"
+    script.write_text(  # the shape of the console script pip writes for `pagewatch`
+        "import sys\n"
+        "from pagewatch.__main__ import main\n"
+        "if __name__ == '__main__':\n"
+        "    import hashlib, json\n"
+        "    from pathlib import Path\n"
+        "    from pagewatch import analysis\n"
+        "    from pagewatch.blobs import Blobs\n"
+        "    from pagewatch.models import PhraseGroup\n"
+        "    pool = analysis.make_executor(analysis.POOL_THRESHOLD)\n"
+        f"    body = {WITH.encode()!r}\n"
+        "    sha = hashlib.sha256(body).hexdigest()\n"
+        "    blobs = Blobs(Path(sys.argv[1]))\n"
+        "    groups = (PhraseGroup('uyghur', ('Uyghur',)),)\n"
+        "    job = analysis.store_and_analyse\n"
+        "    found = pool.submit(job, blobs, body, sha, body, 'text/html', None, groups).result()\n"
+        "    loaded = pool.submit(eval, 'sorted(__import__(\"sys\").modules)').result()\n"
+        "    pool.shutdown()\n"
+        "    print(json.dumps([found.counts['uyghur'].count, blobs.get(sha) == body, loaded]))\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "snapshots")],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    count, stored, loaded = json.loads(done.stdout)
+    assert (count, stored) == (1, True)
+    assert "pagewatch.analysis" in loaded
+    heavy = ["pagewatch.cli", "pagewatch.check", "pagewatch.store", "pagewatch.client", "httpx",
+             "h11", "click", "sqlite3"]  # fmt: skip
+    assert [m for m in heavy if m in loaded] == []

@@ -261,6 +261,12 @@ def test_refused_connection_is_a_failed_check() -> None:
 # -- keep-alive: connections reused, and a connection the server dropped while idle -------------
 
 
+#: how long a KeepAliveServer's connection is idle before it sends a stray answer or a 408: long
+#: enough that the client has read the answer before on a loaded machine (else those bytes come
+#: with it, and the answer is refused as longer than its Content-Length: safe, but not the case)
+IDLE_S = 0.3
+
+
 class KeepAliveServer:
     """Answers many requests per connection (``Content-Length``, no ``Connection: close``).
 
@@ -306,7 +312,7 @@ class KeepAliveServer:
         answer = self.answer
         with conn, contextlib.suppress(OSError):
             for number in range(1000):
-                if number and self.drop == "408" and not _readable(conn, 0.1):
+                if number and self.drop == "408" and not _readable(conn, IDLE_S):
                     conn.sendall(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
                     return
                 head = read_head(conn)
@@ -327,7 +333,7 @@ class KeepAliveServer:
                 if self.drop == "idle":
                     return
                 if number == 0 and self.drop == "stray":
-                    time.sleep(0.05)
+                    time.sleep(IDLE_S)
                     conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
 
     def close(self) -> None:
@@ -388,7 +394,7 @@ def test_bytes_on_an_idle_connection_are_no_answer(drop: str) -> None:
     """A 404 sent after an answer, or a 408 on an idle connection, would be read as the next
     page's answer if the connection were used again: it is not."""
     server = KeepAliveServer(drop)
-    results = fetch_all([server.url("/a"), server.url("/b"), server.url("/c")], pause=0.3)
+    results = fetch_all([server.url(p) for p in ("/a", "/b", "/c")], pause=2 * IDLE_S)
     server.close()
     assert [r.body if isinstance(r, Capture) else r for r in results] == [HTML] * 3
 

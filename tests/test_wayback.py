@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fake_wayback import RESET, Canned, FakeWayback, Snapshot
 
-from pagewatch import check, detect
+from pagewatch import analysis, detect
 from pagewatch.errors import ArchiveError, CaptureGone, PagewatchError
 from pagewatch.fetch import GONE_STATUSES, FetchPolicy, decode_content
 from pagewatch.models import ArchivedResponse, PhraseGroup
@@ -755,10 +755,10 @@ def test_a_backfilled_history_in_which_the_phrases_go_gives_the_alert_and_its_ti
         if not (200 <= capture.status < 300 or capture.status in GONE_STATUSES):
             continue  # a failed check: never compared
         content = decode_content(capture.body, capture.header("content-encoding") or "", 10**7)
-        analysis = check.analyse(
+        analysed = analysis.analyse(
             content or capture.body, capture.header("content-type"), None, GROUPS
         )
-        counts = {name: found.count for name, found in analysis.counts.items()}
+        counts = {name: found.count for name, found in analysed.counts.items()}
         if before is not None:
             for finding in detect.compare(
                 before[1], counts, page_gone=capture.status in GONE_STATUSES
