@@ -93,6 +93,16 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._joined
 
+    def utf8(self, name: str) -> str | None:
+        """A field read as UTF-8 where its bytes are UTF-8 (as browsers read ``Location``: a raw
+        "/维吾尔" is that path, not its bytes one by one), else as `get` reads it."""
+        wanted = name.lower().encode("latin-1")
+        values = [value for key, value in self.raw if key.lower() == wanted]
+        try:
+            return b", ".join(values).decode("utf-8") if values else None
+        except UnicodeDecodeError:
+            return self.get(name)
+
 
 @dataclass
 class _Connection:

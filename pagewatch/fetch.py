@@ -27,6 +27,10 @@ from .models import Capture, FailedCheck, Redirect
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 GONE_STATUSES = frozenset({404, 410})
+#: answers whose body is the page (204 and 205 have none: an empty page). Not 206 (a part of it,
+#: sent with or without a Range asked for), 202 (not done yet) or 226 (a delta): each would
+#: read like a page that lost its phrases
+PAGE_STATUSES = frozenset({200, 203, 204, 205})
 USER_AGENT = "pagewatch/0.1 (phrase-removal monitor; +https://github.com/pagewatch/pagewatch)"
 #: every coding decode_content can undo, each under the decoded-size cap
 ACCEPT_ENCODING = "gzip, deflate, br, zstd"
@@ -121,8 +125,8 @@ async def _fetch(
         async with client.stream(target, None if hops else validators) as response:
             captured_at = now()
             status = response.status_code
-            if status in REDIRECT_STATUSES and "location" in response.headers:
-                location = response.headers["location"]
+            location = response.headers.utf8("location")
+            if status in REDIRECT_STATUSES and location is not None:
                 try:
                     next_url = _checked_url(target.join(location))
                 except httpx.InvalidURL as exc:
@@ -142,8 +146,11 @@ async def _fetch(
                 await _drain(response)  # so that the connection can serve the next hop
                 continue
             not_modified = status == 304 and bool(validators) and not hops
-            if not (200 <= status < 300 or status in GONE_STATUSES or not_modified):
-                raise _Failure(f"http_{status}", _status_message(response), status)
+            if not (status in PAGE_STATUSES or status in GONE_STATUSES or not_modified):
+                message = _status_message(response)
+                if 200 <= status < 300:
+                    message += ": an answer that is not the page itself"
+                raise _Failure(f"http_{status}", message, status)
             declared = response.headers.get("content-length")
             body = await read_capped(response.aiter_raw(), declared, policy.max_body)
             refuse_excess(response.extra, status, declared)
@@ -219,10 +226,14 @@ def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
 
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Link-local (169.254.0.0/16, fe80::/10: where cloud metadata services live) or a known
-    metadata address, also when an IPv6 address carries one of them (::ffff:a.b.c.d, NAT64)."""
+    metadata address, also when an IPv6 address carries one of them (::ffff:a.b.c.d, NAT64,
+    6to4, the old IPv4-compatible ::a.b.c.d)."""
     if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or (
-            ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if address in _NAT64 else None
+        low = int(address) >> 32 == 0 or address in _NAT64  # the IPv4 address in its last bits
+        embedded = (
+            address.ipv4_mapped
+            or address.sixtofour
+            or (ipaddress.IPv4Address(int(address) & 0xFFFFFFFF) if low else None)
         )
         if embedded is not None:
             address = embedded

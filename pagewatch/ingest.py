@@ -24,7 +24,7 @@ from . import detect
 from .analysis import POOL_THRESHOLD, Analysis, analyse, gone_analysis, make_executor
 from .check import _capture_row, _count_rows, config_hash, group_fingerprints
 from .errors import ArchiveError
-from .fetch import GONE_STATUSES, FetchPolicy, decode_content
+from .fetch import GONE_STATUSES, PAGE_STATUSES, FetchPolicy, decode_content
 from .models import HEALTH_KINDS, ArchivedResponse, Capture, Redirect, Watch
 from .store import Store, iso, utcnow
 from .wayback import (
@@ -405,14 +405,14 @@ def _analysis_job(job: tuple[Capture, str | None, Watch, FetchPolicy]) -> Analys
 def _analysis(
     capture: Capture, content_type: str | None, watch: Watch, policy: FetchPolicy
 ) -> Analysis:
-    """The capture read as a live check reads one: gone pages count zero, other non-2xx
-    answers and stand-in pages are not comparable."""
+    """The capture read as a live check reads one: gone pages count zero; answers that are not
+    the page (see PAGE_STATUSES) and stand-in pages are not comparable."""
     status = capture.status
     if not_original := capture.header(NOT_ORIGINAL_HEADER):
         return Analysis("", {}, False, "not_original", f"not the archived bytes: {not_original}")
     if status in GONE_STATUSES:
         return gone_analysis(watch.groups)
-    if not 200 <= status < 300:
+    if status not in PAGE_STATUSES:
         reason = f"http_{status}"
         return Analysis("", {}, False, reason, f"archived answer HTTP {status}, not comparable")
     try:

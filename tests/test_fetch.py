@@ -112,6 +112,12 @@ def garbage(conn: socket.socket, _: str) -> None:
 BOMB = gzip.compress(b"\0" * (8 * 1024 * 1024))
 HTML = b"<html><body><p>Is it Uyghur</p></body></html>"
 
+#: the metadata address inside IPv6 addresses
+EMBEDDED_METADATA = [
+    ("v4-compatible", "::169.254.169.254"), ("6to4", "2002:a9fe:a9fe::1"),
+    ("nat64", "64:ff9b::a9fe:a9fe"), ("mapped", "::ffff:169.254.169.254"),
+]  # fmt: skip
+
 ROUTES: dict[str, Behaviour] = {
     "/ok": reply("200 OK", HTML, "Content-Type: text/html"),
     "/gz": reply("200 OK", gzip.compress(HTML), "Content-Encoding: gzip"),
@@ -143,6 +149,15 @@ ROUTES: dict[str, Behaviour] = {
     "/to-metadata": reply("301 Moved", b"", "Location: http://169.254.169.254/latest/meta-data/"),
     "/to-metadata-v6": reply("301 Moved", b"", "Location: http://[fd00:ec2::254]/latest/"),
     "/moved": reply("301 Moved", b"", "Location: /ok"),
+    "/moved-utf8": reply("301 Moved", b"", "Location: /t/\u7ef4\u543e\u5c14"),  # raw UTF-8
+    "/t/%E7%BB%B4%E5%90%BE%E5%B0%94": reply("200 OK", HTML, "Content-Type: text/html"),
+    "/206": reply("206 Partial Content", HTML[:20], "Content-Range: bytes 0-19/46"),
+    "/202": reply("202 Accepted", b"Your request is being processed."),
+    "/226": reply("226 IM Used", b"a delta"),
+    **{
+        f"/to-{name}": reply("301 Moved", b"", f"Location: http://[{address}]/latest/")
+        for name, address in EMBEDDED_METADATA
+    },
     **{f"/chain{i}": reply("302 Found", b"", f"Location: /chain{i + 1}") for i in range(20)},
 }
 
@@ -190,6 +205,13 @@ def get(raw: RawServer, path: str, policy: FetchPolicy = POLICY) -> Capture | Fa
         ("/to-ftp", "bad_redirect"),
         ("/to-metadata", "refused_address"),
         ("/to-metadata-v6", "refused_address"),
+        ("/to-v4-compatible", "refused_address"),
+        ("/to-6to4", "refused_address"),
+        ("/to-nat64", "refused_address"),
+        ("/to-mapped", "refused_address"),
+        ("/206", "http_206"),
+        ("/202", "http_202"),
+        ("/226", "http_226"),
     ],
     ids=lambda v: v.strip("/"),
 )
@@ -232,6 +254,14 @@ def test_redirect_chain_is_recorded(raw: RawServer) -> None:
     assert [(r.url, r.status, r.location) for r in result.redirects] == [
         (raw.url("/moved"), 301, raw.url("/ok"))
     ]
+
+
+def test_a_location_in_raw_utf8_is_read_as_a_browser_reads_it(raw: RawServer) -> None:
+    """Not byte by byte as Latin-1: that asks for a path that does not exist, and its 404 would
+    read as the page removed."""
+    result = get(raw, "/moved-utf8")
+    assert isinstance(result, Capture), result
+    assert (result.status, result.final_url) == (200, raw.url("/t/%E7%BB%B4%E5%90%BE%E5%B0%94"))
 
 
 def test_capture_keeps_headers_hash_and_utc_time(raw: RawServer) -> None:
