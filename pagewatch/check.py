@@ -67,6 +67,7 @@ class CheckOutcome:
     alert_ids: tuple[int, ...]
     message: str
     check_id: int | None
+    reason: str = ""  # a failed check's reason (FailedCheck.reason)
 
 
 @dataclass
@@ -210,12 +211,17 @@ class Checker:
         except Exception as exc:  # one watch's trouble must not end the pass
             log.exception("error %s [%s]: %s", watch.url, watch.list, exc)
             return CheckOutcome(watch, "error", False, (), f"{type(exc).__name__}: {exc}", None)
-        result = await self._fetch(watch, validators)
+        # a latest capture not compared yet awaits a later one to confirm it: this one
+        confirming = previous is not None and not previous.compared
+        result = await self._fetch(watch, validators, strict=confirming)
         try:
             basis = previous  # the capture the validators came from: what a 304 stands for
             if self.store.data_version() != version:  # another process wrote meanwhile
                 previous = self.store.last_capture(watch_id)
             outcome = await self._record(watch, result, known=(watch_id, previous), basis=basis)
+            if confirming and outcome.reason == "bad_length":
+                notes = self._cut_short(watch_id, outcome.check_id)
+                outcome = replace(outcome, message=", ".join([outcome.message, *notes]))
         except WorkspaceError:
             raise
         except Exception as exc:  # one watch's trouble must not end the pass
@@ -297,11 +303,15 @@ class Checker:
             self._unsettled_ids = self.store.unsettled_watches()
         return self._unsettled_ids
 
-    async def _fetch(self, watch: Watch, validators: dict[str, str]) -> Capture | FailedCheck:
+    async def _fetch(
+        self, watch: Watch, validators: dict[str, str], strict: bool = False
+    ) -> Capture | FailedCheck:
+        """``strict`` for a fetch whose capture may confirm a change (see fetch.fetch): a body
+        cut short by a lying length must not confirm a removal."""
         host = urlsplit(watch.url).hostname or ""
         semaphore = self._hosts.setdefault(host, asyncio.Semaphore(self._per_host_limit))
         async with self._global, semaphore:
-            return await fetch(self.client, watch.url, self.now, self.policy, validators)
+            return await fetch(self.client, watch.url, self.now, self.policy, validators, strict)
 
     def _validators(
         self, watch: Watch, previous: CheckRow | None, chash: str, full: datetime | None
@@ -347,7 +357,9 @@ class Checker:
             result = _as_before(result, basis or previous, chash)
         if isinstance(result, FailedCheck):
             check_id = self.store.add_check(_failed_row(watch_id, result, chash)).id
-            return CheckOutcome(watch, "failed", False, (), result.message, check_id)
+            return CheckOutcome(
+                watch, "failed", False, (), result.message, check_id, reason=result.reason
+            )
 
         capture = result
         not_modified = not capture.body and capture.decoded == b""  # see _as_before
@@ -488,6 +500,9 @@ class Checker:
                     looked = True
                     second = await self._second_look(watch, watch_id)
                     notes.append(f"second fetch {second.outcome} (#{second.check_id})")
+                    if second.reason == "bad_length":
+                        notes += self._cut_short(watch_id, second.check_id)
+                        break
                     later = self.store.capture_after(current)
                     pending = self.store.pending(watch_id)[1:]  # now with the second fetch
                 if later is None:
@@ -504,12 +519,23 @@ class Checker:
             ]
         return raised, notes
 
+    def _cut_short(self, watch_id: int, check_id: int | None) -> list[str]:
+        """A fetch that could confirm a change found the body longer than its Content-Length:
+        the captures awaiting confirmation may have been cut short by the same lie (read on a
+        kept-alive connection, the rest came too late to be seen). Kept, never compared."""
+        why = f"check #{check_id} found the body longer than its Content-Length: may be cut short"
+        notes = []
+        for row in self.store.pending(watch_id):
+            self.store.mark_unconfirmed(row.id, why)
+            notes.append(f"capture #{row.id} not confirmed: it may be cut short")
+        return notes
+
     async def _second_look(self, watch: Watch, watch_id: int) -> CheckOutcome:
         """Fetch again after the confirm delay and store it, uncompared, as a check of its own."""
         await asyncio.sleep(self.confirm_delay or 0)
         basis, full = self.store.latest_captures([watch_id])[watch_id]
         validators = self._validators(watch, basis, config_hash(watch), full)
-        result = await self._fetch(watch, validators)
+        result = await self._fetch(watch, validators, strict=True)
         outcome = await self._record(watch, result, compare=False, basis=basis)
         log.info("%s %s [%s] %s (confirming fetch)", outcome.outcome, watch.url, watch.list,
                  outcome.message)  # fmt: skip

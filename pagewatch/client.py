@@ -46,6 +46,10 @@ MAX_HEAD = 100 * 1024
 #: with several addresses for a name, the next is tried this long after the one before
 #: (RFC 8305; anyio under httpx did the same)
 HAPPY_EYEBALLS_DELAY_S = 0.25
+#: after a body, a `Response.linger` waits at most this long for the server to close
+LINGER_S = 1.0
+#: and reads at most this much of what it sends meanwhile
+LINGER_BYTES = 64 * 1024
 
 Origin = tuple[str, str, int]  # scheme, host, port
 
@@ -148,6 +152,7 @@ class Response:
     _connection: _Connection
     _client: Client
     _done: bool = False
+    _late: bytes = b""
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body's bytes as they come, each read under the read timeout."""
@@ -158,11 +163,25 @@ class Response:
             elif isinstance(event, h11.EndOfMessage):
                 self._done = True
 
+    async def linger(self) -> None:
+        """After the body of a ``fresh`` request, wait for the server to close its connection
+        (up to LINGER_S), keeping what it sends meanwhile as `extra`: the rest of a body
+        longer than its Content-Length may come a moment after the part the length covers."""
+        late = bytearray()
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(LINGER_S):
+                while len(late) < LINGER_BYTES:
+                    data = await self._connection.reader.read(READ_SIZE)
+                    if not data:
+                        break
+                    late += data
+        self._late = bytes(late)
+
     @property
     def extra(self) -> bytes:
-        """What the server sent after the end of the body, as far as has been read: a body
-        longer than its Content-Length, or data after the last chunk."""
-        return self._connection.h11.trailing_data[0] if self._done else b""
+        """What the server sent after the end of the body, as far as has been read (see
+        `linger`): a body longer than its Content-Length, or data after the last chunk."""
+        return self._connection.h11.trailing_data[0] + self._late if self._done else b""
 
 
 class Client:
@@ -202,16 +221,28 @@ class Client:
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, url: httpx.URL, headers: Mapping[str, str] | None = None
+        self, url: httpx.URL, headers: Mapping[str, str] | None = None, *, fresh: bool = False
     ) -> AsyncIterator[Response]:
         """GET ``url``; the response's head is read, its body is the caller's to read.
 
         The connection goes back to the pool only if the body was read to its end and nothing
         followed it; otherwise (an error, a cancellation, bytes after the body) it is closed.
+        ``fresh``: on a new connection that is closed after it (``Connection: close``), so no
+        byte another request left unread can be taken for this one's answer.
         """
         origin = _origin(url)
-        request = self._request(url, headers or {})
-        connection, response = await self._send(origin, url, request)
+        request = self._request(
+            url, {**(headers or {}), **({"Connection": "close"} if fresh else {})}
+        )
+        if fresh:
+            connection = await self._connect(origin)
+            try:
+                response = await self._exchange(connection, url, request)
+            except BaseException:
+                connection.close()
+                raise
+        else:
+            connection, response = await self._send(origin, url, request)
         try:
             yield response
         except BaseException:

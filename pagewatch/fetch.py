@@ -72,18 +72,21 @@ async def fetch(
     now: Callable[[], datetime],
     policy: FetchPolicy = FetchPolicy(),
     validators: Mapping[str, str] | None = None,
+    strict: bool = False,
 ) -> Capture | FailedCheck:
     """GET ``url``, following redirects; never raises for anything the network or server does.
 
     ``validators`` (If-None-Match / If-Modified-Since) go with the first request only; a 304
     answer to them comes back as a Capture with status 304 and no body: "as before".
+    ``strict`` (a fetch that confirms a change): each request on a connection of its own,
+    and bytes the server sends a moment after the body still show it longer than its length.
     """
     started = now()
     hops: list[Redirect] = []
     current = url
     try:
         async with asyncio.timeout(policy.deadline):
-            return await _fetch(client, url, now, policy, hops, validators or {})
+            return await _fetch(client, url, now, policy, hops, validators or {}, strict)
     except TimeoutError:
         reason, message, status = "timeout", f"no complete answer within {policy.deadline:g}s", None
     except _Failure as failure:
@@ -118,11 +121,12 @@ async def _fetch(
     policy: FetchPolicy,
     hops: list[Redirect],
     validators: Mapping[str, str],
+    strict: bool,
 ) -> Capture | FailedCheck:
     target = _watched_url(url)
     seen = {str(target)}
     while True:
-        async with client.stream(target, None if hops else validators) as response:
+        async with client.stream(target, None if hops else validators, fresh=strict) as response:
             captured_at = now()
             status = response.status_code
             location = response.headers.utf8("location")
@@ -153,6 +157,8 @@ async def _fetch(
                 raise _Failure(f"http_{status}", message, status)
             declared = response.headers.get("content-length")
             body = await read_capped(response.aiter_raw(), declared, policy.max_body)
+            if strict:
+                await response.linger()
             refuse_excess(response.extra, status, declared)
         headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw)
         decoded = decode_content(

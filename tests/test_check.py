@@ -418,7 +418,9 @@ def test_a_304_stands_for_the_capture_its_validators_came_from(
     server.set("/p", Page(changed.encode(), etag='"v2"'))
     sent: list[dict[str, str]] = []
 
-    async def racing_fetch(client: Any, url: str, now: Any, policy: Any, validators: Any) -> Any:
+    async def racing_fetch(
+        client: Any, url: str, now: Any, policy: Any, validators: Any, *_: Any
+    ) -> Any:
         monkeypatch.setattr(check_module, "fetch", real_fetch)
         other = Store(store.root)  # another process, with its own connection
         async with make_client(check_module.FetchPolicy()) as its_client:
@@ -449,7 +451,9 @@ def test_a_first_capture_is_compared_with_one_another_process_stored_meanwhile(
     server.set("/p", Page.html(WITH))
     w = watch(server.url("/p"))
 
-    async def racing_fetch(client: Any, url: str, now: Any, policy: Any, validators: Any) -> Any:
+    async def racing_fetch(
+        client: Any, url: str, now: Any, policy: Any, validators: Any, *_: Any
+    ) -> Any:
         monkeypatch.setattr(check_module, "fetch", real_fetch)
         other = Store(store.root)  # another process, with its own connection
         async with make_client(check_module.FetchPolicy()) as its_client:
@@ -494,7 +498,7 @@ def test_a_pass_reads_ahead_but_never_past_another_processs_capture(
     sent: list[dict[str, str]] = []
     real_fetch = check_module.fetch
 
-    async def spy(client: Any, url: str, now: Any, policy: Any, validators: Any) -> Any:
+    async def spy(client: Any, url: str, now: Any, policy: Any, validators: Any, *_: Any) -> Any:
         sent.append(dict(validators))
         return await real_fetch(client, url, now, policy, validators)
 

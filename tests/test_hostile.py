@@ -106,6 +106,15 @@ def length_lies_shorter(conn: socket.socket, _: str) -> None:
     conn.sendall(GOOD.encode())
 
 
+def length_lies_shorter_rest_late(conn: socket.socket, _: str) -> None:
+    """As above, but the rest of the page comes a fifth of a second after the part the length
+    covers: only a fetch that waits after the body sees it (the one that confirms a change)."""
+    conn.sendall(f"HTTP/1.1 200 OK\r\n{HTML}\r\nContent-Length: 120\r\n\r\n".encode())
+    conn.sendall(GOOD.encode()[:120])
+    time.sleep(0.2)
+    conn.sendall(GOOD.encode()[120:])
+
+
 def chunk_then_garbage(conn: socket.socket, _: str) -> None:
     body = GOOD.encode()[:120]
     conn.sendall(
@@ -209,6 +218,8 @@ CASES = [
     Case("content-length-longer-then-close", length_lies_longer, "failed", "network"),
     Case("content-length-longer-then-stall", length_lies_longer_stalls, "failed", "timeout"),
     Case("content-length-shorter", length_lies_shorter, "failed", "bad_length", "cut short"),
+    Case("content-length-shorter-rest-late", length_lies_shorter_rest_late, "failed",
+         "bad_length", "cut short"),
     Case("data-after-last-chunk", chunk_then_garbage, "failed", "bad_length", "last chunk"),
     Case("bad-chunk-size", bad_chunk, "failed", "network"),
     Case("reset-before-answer", reset, "failed", "network"),
@@ -217,6 +228,12 @@ CASES = [
     Case("garbage-status-line", raw(b"HELLO THERE\r\n\r\n"), "failed", "network"),
     Case("binary-status-line", raw(b"\x00\xff\xfe\x01" * 64 + b"\r\n\r\n"), "failed", "network"),
     Case("odd-status-code", page(GOOD, HTML, status="999 Whatever"), "failed", "http_999"),
+    # 2xx answers that are not the page
+    Case("206-unasked", page(GOOD[:100], HTML, "Content-Range: bytes 0-99/400",
+         status="206 Partial Content"), "failed", "http_206", "not the page itself"),
+    Case("202-not-ready", page("<p>Your request is being processed.</p>", HTML,
+         status="202 Accepted"), "failed", "http_202"),
+    Case("226-delta", page("<p>a delta</p>", HTML, status="226 IM Used"), "failed", "http_226"),
     Case("huge-header", raw(b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * 300_000 + b"\r\n\r\n"),
          "failed", "network"),
     Case("many-headers", raw(b"HTTP/1.1 200 OK\r\n" + b"X-A: b\r\n" * 40_000 + b"\r\n"),
@@ -226,6 +243,8 @@ CASES = [
          "failed", "redirect_loop"),
     Case("redirect-chain-too-long", page(b"", "Location: /chain/1", status="302 Found"),
          "failed", "too_many_redirects"),
+    Case("redirect-location-raw-utf8", page(b"", "Location: /\u7ef4\u543e\u5c14/docs",
+         status="301 Moved"), "capture"),  # asks for /%E7%BB%B4..., as a browser does
     Case("redirect-to-ftp", page(b"", "Location: ftp://127.0.0.1/x", status="301 Moved"),
          "failed", "bad_redirect"),
     Case("redirect-to-file", page(b"", "Location: file:///etc/passwd", status="301 Moved"),
@@ -240,6 +259,8 @@ CASES = [
             ("metadata-hex", "http://0xA9FEA9FE/latest/"),
             ("metadata-short-form", "http://169.254.43518/latest/"),
             ("metadata-ipv4-mapped", "http://[::ffff:169.254.169.254]/latest/"),
+            ("metadata-ipv4-compatible", "http://[::169.254.169.254]/latest/"),
+            ("metadata-6to4", "http://[2002:a9fe:a9fe::1]/latest/"),
             ("aws-metadata-ipv6", "http://[fd00:ec2::254]/latest/"),
             ("link-local-ipv6", "http://[fe80::1]/"),
             ("gcp-metadata-name", "http://metadata.google.internal/computeMetadata/v1/"),
@@ -303,6 +324,7 @@ EXTRA_ROUTES: dict[str, Behaviour] = {
     **{f"/chain/{i}": page(b"", f"Location: /chain/{i + 1}", status="302 Found")
        for i in range(1, 15)},
     "/login?next=/docs": page("<p>Please sign in to continue.</p>", HTML),
+    "/%E7%BB%B4%E5%90%BE%E5%B0%94/docs": page(GOOD, HTML),
 }  # fmt: skip
 OTHERS = ("/other/a", "/other/b")
 
@@ -442,6 +464,70 @@ def test_gutted_page_is_a_removal_that_says_how_much_the_page_shrank(tmp_path: P
     before, after = alert["chars_before"], alert["chars_after"]
     assert f"page size      {before:,} -> {after:,} characters of text (-100%)" in shown
     assert f"{len(big.encode()):,} -> {len(gutted.encode()):,} bytes" in shown
+
+
+def test_a_length_that_lies_late_never_confirms_a_removal_then_a_real_one_does(
+    tmp_path: Path,
+) -> None:
+    """The server's Content-Length covers the text before the phrase and the rest comes late,
+    pass after pass. A check takes the cut page (a removal, not yet confirmed); the second look
+    waits after the body, sees the rest and fails, and the cut capture is never compared. A
+    real removal is then alerted, once."""
+    server = RawServer({"/doc": page(GOOD, HTML)})
+    try:
+        init(tmp_path)
+        (tmp_path / "watchlists" / "w.toml").write_text(
+            f'[phrases]\n{PHRASES}\n[[watch]]\nurl = "{server.url("/doc")}"\n', encoding="utf-8"
+        )
+        run(tmp_path, "check")
+        server.routes["/doc"] = length_lies_shorter_rest_late
+        for _ in range(3):
+            run(tmp_path, "check", "--confirm-delay", "0")
+        assert all_alerts(tmp_path) == []
+        checks = history(tmp_path, server.url("/doc"))
+        assert [(c["outcome"], c["reason"]) for c in checks[1:]] == [
+            ("unconfirmed", "unconfirmed"),
+            ("failed", "bad_length"),
+        ] * 3
+        assert "may be cut short" in checks[1]["message"]
+        server.routes["/doc"] = page(
+            GOOD.replace("Is it Uyghur", "Is it").replace("维吾尔", ""), HTML
+        )
+        run(tmp_path, "check", "--confirm-delay", "0")
+    finally:
+        server.close()
+    [alert] = all_alerts(tmp_path)
+    assert (alert["kind"], alert["count_before"], alert["count_after"]) == ("removed", 2, 0)
+
+
+def test_a_change_awaiting_confirmation_is_confirmed_only_by_a_fetch_that_waits(
+    tmp_path: Path,
+) -> None:
+    """The second look at a cut page times out, so the change waits for the next check; that
+    check, like the second look, waits after the body, sees the rest come late, and the cut
+    capture is never compared."""
+    answers = iter([length_lies_shorter_rest_late, stall])
+
+    def cut_then_stall_then_cut(conn: socket.socket, path: str) -> None:
+        next(answers, length_lies_shorter_rest_late)(conn, path)
+
+    server = RawServer({"/doc": page(GOOD, HTML)})
+    try:
+        init(tmp_path)
+        (tmp_path / "watchlists" / "w.toml").write_text(
+            f'[phrases]\n{PHRASES}\n[[watch]]\nurl = "{server.url("/doc")}"\n', encoding="utf-8"
+        )
+        run(tmp_path, "check")
+        server.routes["/doc"] = cut_then_stall_then_cut
+        for _ in range(2):
+            run(tmp_path, "check", "--confirm-delay", "0", "--deadline", str(DEADLINE))
+    finally:
+        server.close()
+    assert all_alerts(tmp_path) == []
+    checks = history(tmp_path, server.url("/doc"))
+    assert [(c["outcome"], c["reason"]) for c in checks[1:]] == [
+        ("unconfirmed", "unconfirmed"), ("failed", "timeout"), ("failed", "bad_length")
+    ]  # fmt: skip
 
 
 # -- watch health: blocked, failing, restored_health ---------------------------------------------
