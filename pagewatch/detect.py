@@ -16,8 +16,16 @@ from urllib.parse import urlsplit
 INTERSTITIAL = re.compile(
     "|".join(
         [
-            r"verify (?:that )?you are (?:a )?human",
+            r"(?:verify|confirm|prove) (?:that )?you(?: are|'re) (?:a )?human",
             r"are you (?:a )?(?:human|robot)",
+            r"you(?: have|'ve) been (?:blocked|rate(?: |-)limited)",
+            r"rate limit(?:ed| exceeded)",
+            r"incapsula incident",
+            r"request unsuccessful",
+            r"enable js and disable any ad ?blocker",
+            r"not available in your (?:country|region|location)",
+            r"(?:accept|allow) (?:all )?cookies to (?:continue|view|access|proceed)",
+            r"(?:confirm|verify) (?:your age|(?:that )?you are (?:over|at least) \d+)",
             r"checking (?:if the site connection is secure|your browser)",
             r"just a moment\.\.\.",
             r"attention required",
@@ -30,9 +38,9 @@ INTERSTITIAL = re.compile(
             r"you don't have permission to access",
             r"service (?:is )?(?:temporarily )?unavailable",
             r"temporarily unavailable",
-            r"under maintenance",
+            r"(?:under|down for) maintenance",
             r"too many requests",
-            r"(?:please )?(?:log|sign) ?in to (?:continue|view|access)",
+            r"(?:please )?(?:log|sign) ?in to (?:continue|view|access|your account)",
             # soft errors: an error page served with 200 in the real page's place
             r"(?:page|document|resource) (?:was )?not found",
             r"(?:page|url) (?:you (?:are|were) looking for|you requested) (?:does not|doesn't|"
@@ -50,13 +58,16 @@ INTERSTITIAL = re.compile(
             r"(?:scheduled|planned) maintenance",
             r"site (?:is )?(?:currently )?(?:down|offline)",
         ]
-    ),
+    )  # a space: any whitespace, line breaks too ("Sign in\nto continue"); " ?": any or none
+    .replace(" ?", r"\s*")
+    .replace(" ", r"\s+"),
     re.IGNORECASE,
 )
-#: An interstitial is short and says what it is at once (its title, its heading); a documentation
-#: page whose error-code section mentions "Access denied" or "Too Many Requests" is not one.
-INTERSTITIAL_MAX_CHARS = 1500
-INTERSTITIAL_HEAD_CHARS = 300
+#: An interstitial is short and says what it is at once (its title, its heading, after a site's
+#: navigation); a documentation page whose error-code section mentions "Access denied" or "Too
+#: Many Requests" is not one.
+INTERSTITIAL_MAX_CHARS = 2500
+INTERSTITIAL_HEAD_CHARS = 500
 LOGIN_PATH = re.compile(
     r"/(?:log-?in|sign-?in|auth|sso|oauth2?|captcha|challenge|cdn-cgi)(?:\.\w+)?(?:/|$)", re.I
 )

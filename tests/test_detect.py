@@ -98,6 +98,36 @@ def test_soft_error_pages_served_with_200_stand_in(text: str) -> None:
     assert suspect(text, "https://v.example/d", "https://v.example/d", False)
 
 
+NAV = "Products\nSolutions\nPricing\nDocumentation\nPartners\nCustomers\nCompany\n" * 5
+FOOTER = "\nAbout us\nCareers\nPress\nPrivacy\nTerms\nCookie settings\nSitemap" * 30
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Sign in\nto continue to Cloud Console",
+        "Sign in to your account\nEmail\nPassword",
+        NAV + "Please log in to view this page.",
+        NAV + "Please complete the CAPTCHA below.",
+        "Access denied\nReference #18.2f1" + FOOTER,
+        "Sorry, you have been blocked\nYou are unable to access vendor.example",
+        "Request unsuccessful. Incapsula incident ID: 1234-5678",
+        "Please enable JS and disable any ad blocker",
+        "Press and hold to confirm you are a human (and not a bot).",
+        "You have been rate limited. Try again later.",
+        "We're down for maintenance. Back shortly.",
+        "Please accept cookies to continue.",
+        "Please confirm you are at least 18 years old.",
+        "This content is not available in your country.",
+    ],
+    ids=["google-signin", "signin-account", "login-after-nav", "captcha-after-nav",
+         "denied-with-footer", "blocked", "incapsula", "datadome", "human-hold", "rate-limited",
+         "maintenance", "cookie-wall", "age-gate", "geo-block"],
+)  # fmt: skip
+def test_stand_ins_as_vendors_and_their_walls_word_them(text: str) -> None:
+    assert suspect(text, "https://v.example/d", "https://v.example/d", False)
+
+
 @pytest.mark.parametrize(
     "text",
     [
