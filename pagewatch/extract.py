@@ -235,7 +235,22 @@ def _codec(label: str) -> str | None:
         return None
     if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED_CODECS:
         return None
+    if not info.name.startswith(("utf-16", "utf-32")) and not _keeps_ascii(info.name):
+        return None  # EBCDIC and kin (cp037, cp500...): no browser reads a page with them
     return _WHATWG_CODECS.get(info.name, info.name)
+
+
+@lru_cache(maxsize=64)
+def _keeps_ascii(codec: str) -> bool:
+    """Does ``codec`` read printable ASCII as ASCII, as every charset a browser honours does
+    (UTF-16 and UTF-32 aside)? A page declaring one that does not would read as mojibake."""
+    try:
+        return _PRINTABLE_ASCII.decode(codec) == _PRINTABLE_ASCII.decode("ascii")
+    except (UnicodeDecodeError, LookupError):
+        return False
+
+
+_PRINTABLE_ASCII = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 
 
 def _decode(body: bytes, header_charset: str | None, *, sniff_meta: bool) -> _Decoded:

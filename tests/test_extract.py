@@ -171,6 +171,8 @@ def test_selector_on_plain_text_is_not_found() -> None:
         ("text/html; charset=utf-7", "utf-8"),
         ("text/html; charset=rot13", "utf-8"),
         ("text/html; charset=base64", "utf-8"),
+        ("text/html; charset=cp500", "utf-8"),  # EBCDIC: no browser honours it
+        ("text/html; charset=ibm037", "utf-8"),
     ],
     ids=lambda value: str(value),
 )
@@ -182,6 +184,17 @@ def test_unknown_header_label_falls_through_to_meta() -> None:
     body = '<meta charset="gb2312"><p>维吾尔</p>'.encode("gb18030")
     extracted = visible_text(body, "text/html; charset=klingon")
     assert (extracted.encoding, extracted.text) == ("gb18030", "维吾尔")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "meta"),
+    [("text/html; charset=cp500", ""), ("text/html", '<meta charset="cp037">')],
+    ids=["header", "meta"],
+)
+def test_an_ebcdic_label_on_an_ascii_page_is_ignored(content_type: str, meta: str) -> None:
+    """Read as EBCDIC, an ASCII page is mojibake: every phrase gone."""
+    body = f"{meta}<p>Is it Uyghur: boolean</p>".encode("ascii")
+    assert visible_text(body, content_type).text == "Is it Uyghur: boolean"
 
 
 def test_unknown_meta_label_falls_through_to_next_meta() -> None:
