@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -317,7 +318,7 @@ class Client:
             try:
                 event = machine.next_event()
             except h11.RemoteProtocolError as exc:
-                raise ProtocolError(str(exc) or "the server broke HTTP/1.1") from None
+                raise ProtocolError(_broken(machine, exc)) from None
             if event is not h11.NEED_DATA:
                 if isinstance(event, h11.ConnectionClosed):
                     raise ProtocolError("the server closed the connection without an answer")
@@ -331,7 +332,7 @@ class Client:
             try:
                 machine.receive_data(data)
             except h11.RemoteProtocolError as exc:
-                raise ProtocolError(str(exc)) from None
+                raise ProtocolError(_broken(machine, exc)) from None
 
     async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
@@ -418,6 +419,19 @@ def _origin(url: httpx.URL) -> Origin:
         raise ConnectError(f"cannot fetch {scheme}: URLs")
     port = url.port or (443 if scheme == "https" else 80)
     return scheme, url.raw_host.decode("ascii"), port
+
+
+def _broken(machine: h11.Connection, exc: h11.RemoteProtocolError) -> str:
+    """h11's complaint in words a history line can use: "the server closed the connection"
+    rather than its state machine's, bytes as b'...' rather than bytearray(b'...')."""
+    if "ConnectionClosed" in str(exc) or "unexpectedly closed" in str(exc):
+        return "the server closed the connection before its answer was complete"
+    if "_SWITCH" in str(exc):
+        return "the server switched protocols (101), which no GET of ours asked for"
+    return _BYTEARRAY.sub(r"\1", str(exc)) or "the server broke HTTP/1.1"
+
+
+_BYTEARRAY = re.compile(r"bytearray\((b'.*?'|b\".*?\")\)")
 
 
 def _unanswered(connection: _Connection, exc: BaseException) -> bool:

@@ -224,7 +224,11 @@ CASES = [
     Case("bad-chunk-size", bad_chunk, "failed", "network"),
     Case("reset-before-answer", reset, "failed", "network"),
     Case("reset-mid-body", reset_mid_body, "failed", "network"),
-    Case("closed-without-answer", close_silently, "failed", "network"),
+    Case("closed-without-answer", close_silently, "failed", "network", "closed the connection"),
+    Case("space-before-colon", raw(b"HTTP/1.1 200 OK\r\nContent-Length : 10\r\n\r\n0123456789"),
+         "failed", "network", "illegal header line: b'Content-Length : 10'"),
+    Case("switching-protocols", raw(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket"
+         b"\r\nConnection: Upgrade\r\n\r\n"), "failed", "network", "switched protocols"),
     Case("garbage-status-line", raw(b"HELLO THERE\r\n\r\n"), "failed", "network"),
     Case("binary-status-line", raw(b"\x00\xff\xfe\x01" * 64 + b"\r\n\r\n"), "failed", "network"),
     Case("odd-status-code", page(GOOD, HTML, status="999 Whatever"), "failed", "http_999"),
