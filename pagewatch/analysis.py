@@ -57,6 +57,9 @@ def analyse(
         return Analysis("", {}, False, "unreadable", extracted.note)
     if not extracted.scope_found:
         return Analysis("", {}, False, "selector_missing", extracted.note)
+    if extracted.refresh:  # a page that moved, browser-side: comparing it is no evidence
+        why = f"the page sends browsers on to {extracted.refresh[:200]} (meta refresh)"
+        return Analysis(extracted.text, {}, False, "suspect", why)
     if not extracted.text.strip():
         return Analysis("", {}, False, "empty", "the page has no visible text")
     return Analysis(extracted.text, match.count(matcher(groups), extracted.text), True)

@@ -371,6 +371,7 @@ def _html_text(decoded: _Decoded, selector: CSSSelector | None, huge: bool) -> E
             return Extracted("", encoding, readable=False, note=note)
         return Extracted("", encoding, scope_found=selector is None, note="empty document")
 
+    refresh = _refresh(root)
     _reopen_body(root)
     etree.strip_elements(
         root, etree.Comment, etree.ProcessingInstruction, *_SKIPPED, with_tail=False
@@ -415,7 +416,25 @@ def _html_text(decoded: _Decoded, selector: CSSSelector | None, huge: bool) -> E
                 root.remove(head)
             body = root
         parts.append(_text_of(body))
-    return Extracted(_normalise(mark.join(parts), mark, ascii_is_clean=True), encoding, note=note)
+    text = _normalise(mark.join(parts), mark, ascii_is_clean=True)
+    return Extracted(text, encoding, note=note, refresh=refresh)
+
+
+def _refresh(root: etree._Element) -> str:
+    """Where a ``<meta http-equiv="refresh" content="0; url=...">`` sends browsers within
+    REFRESH_MAX_S seconds ('' if nowhere): the page then stands in for another."""
+    for meta in root.iter("meta"):
+        if (meta.get("http-equiv") or "").strip().lower() != "refresh":
+            continue
+        found = _REFRESH.match(meta.get("content") or "")
+        if found and float(found.group(1)) <= REFRESH_MAX_S:
+            return found.group(2).strip()
+    return ""
+
+
+#: a meta refresh this soon is a redirect in all but name
+REFRESH_MAX_S = 5
+_REFRESH = re.compile(r"""\s*(\d+(?:\.\d*)?)\s*[;,]?\s*(?:url\s*=\s*)?["']?([^"'\s][^"']*)""", re.I)
 
 
 def _parser_input(text: str, utf8: bytes | None) -> bytes:

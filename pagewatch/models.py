@@ -105,6 +105,7 @@ class Extracted:
     readable: bool = True  # False: not text we can read (binary, unknown type)
     scope_found: bool = True  # False: a selector was given and matched nothing
     note: str = ""  # why it is not readable / not found, for history
+    refresh: str = ""  # where a <meta http-equiv="refresh"> sends browsers at once, if it does
 
 
 @dataclass(frozen=True)

@@ -197,6 +197,23 @@ def test_an_ebcdic_label_on_an_ascii_page_is_ignored(content_type: str, meta: st
     assert visible_text(body, content_type).text == "Is it Uyghur: boolean"
 
 
+@pytest.mark.parametrize(
+    ("meta", "refresh"),
+    [
+        ('<meta http-equiv="refresh" content="0; url=/docs/v2">', "/docs/v2"),
+        ("<meta http-equiv=REFRESH content=\"3;URL='https://v.example/new'\">",
+         "https://v.example/new"),
+        ('<meta http-equiv="refresh" content="300; url=/docs/v2">', ""),  # a slow reload
+        ('<meta http-equiv="refresh" content="0">', ""),  # reloads itself
+        ('<meta name="refresh" content="0; url=/x">', ""),
+    ],
+    ids=["at-once", "quoted-url", "slow", "self", "not-http-equiv"],
+)  # fmt: skip
+def test_a_meta_refresh_that_moves_browsers_on_at_once_is_reported(meta: str, refresh: str) -> None:
+    body = f"<html><head>{meta}</head><body><p>This page has moved.</p></body></html>"
+    assert visible_text(body.encode(), "text/html").refresh == refresh
+
+
 def test_unknown_meta_label_falls_through_to_next_meta() -> None:
     body = '<meta charset="klingon"><meta charset="gbk"><p>维吾尔</p>'.encode("gb18030")
     assert visible_text(body, "text/html").encoding == "gb18030"

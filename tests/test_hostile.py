@@ -315,6 +315,9 @@ CASES = [
          " this server.</p>", HTML), "unusable", "suspect", "denied"),
     Case("login-wall", page(b"", "Location: /login?next=/docs", status="302 Found"),
          "unusable", "suspect", "login"),
+    Case("meta-refresh-stub", page('<html><head><meta http-equiv="refresh" content="0; '
+         'url=/docs/v2"></head><body><p>This page has moved.</p></body></html>', HTML),
+         "unusable", "suspect", "sends browsers on to /docs/v2 (meta refresh)"),
     Case("403", page("<h1>Forbidden</h1>", HTML, status="403 Forbidden"), "failed", "http_403"),
     Case("401", page("<h1>Sign in</h1>", HTML, status="401 Unauthorized"),
          "failed", "http_401"),
