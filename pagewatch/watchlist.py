@@ -512,9 +512,18 @@ def load_watchlists(directory: Path, names: Sequence[str] | None = None) -> list
     Raises the first `WatchlistError` met: one broken file stops the whole load.
     """
     files = sorted(
-        (p for p in directory.glob("*.toml") if not p.name.startswith(".") and p.is_file()),
-        key=lambda p: p.name,
+        (p for p in directory.glob("*.toml") if not p.name.startswith(".")), key=lambda p: p.name
     )
+    for path in files:  # a list the analyst meant to keep is never skipped without a word
+        if not path.is_file():
+            what = (
+                "a directory"
+                if path.is_dir()
+                else "not a file"
+                if path.exists()
+                else "a link to nothing"
+            )
+            raise WatchlistError(f"{what}, not a watchlist file", path)
     if names is not None:
         by_name = {p.stem: p for p in files}
         for name in names:

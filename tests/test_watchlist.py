@@ -694,3 +694,17 @@ def test_docs_add_example_is_what_add_writes(tmp_path: Path) -> None:
         ["alarm=Uighur alarm,Uyghur alarm", "re:minorit(y|ies) alert"],
     )
     assert path.read_text(encoding="utf-8").endswith("\n" + shown)
+
+
+@pytest.mark.parametrize("kind", ["directory", "dangling-link"])
+def test_a_toml_that_is_no_file_is_an_error_not_skipped(tmp_path: Path, kind: str) -> None:
+    """`check` over a list that silently is not there would report "checked 0" and exit 0."""
+    target = tmp_path / "vendors.toml"
+    if kind == "directory":
+        target.mkdir()
+    else:
+        target.symlink_to(tmp_path / "moved-away.toml")
+    with pytest.raises(WatchlistError) as caught:
+        load_watchlists(tmp_path)
+    what = "a directory" if kind == "directory" else "a link to nothing"
+    assert str(caught.value) == f"{target}: {what}, not a watchlist file"
