@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from pagewatch.models import ALIAS_REGEX_PREFIX, GroupCount, PhraseGroup, Span
 
@@ -270,6 +271,12 @@ def _check_regex(group: str, alias: str) -> str:
             raise ValueError(f"{where} is not a regular expression: {exc}") from None
         if _can_match_empty(source):
             raise ValueError(f"{where} can match the empty string")
+        if _nests_unbounded_repeats(source):
+            raise ValueError(
+                f"{where} repeats a repetition without bound, as (a+)+ does: on some pages that"
+                " takes exponential time and stalls the pass; bound the outer one ({0,5}), or"
+                " make the inner one possessive (a++) or atomic (?>a+)"
+            )
     if _NUMBERED_GROUP_REF.search(source):
         raise ValueError(f"{where}: refer to groups by name, (?P<x>...)(?P=x), not by number")
     flags = "i"
@@ -279,6 +286,40 @@ def _check_regex(group: str, alias: str) -> str:
         source = source[leading.end() :]
     newline = "\n" if "x" in flags else ""  # a verbose pattern may end in a comment
     return f"(?{flags}:{source}{newline})"
+
+
+def _nests_unbounded_repeats(source: str) -> bool:
+    """Does the pattern repeat without bound something that itself repeats without bound? The
+    regex engine backtracks through every way to split a text between the two (catastrophic
+    backtracking), and holds the GIL meanwhile. Possessive and atomic parts do not backtrack."""
+    try:
+        parser = importlib.import_module("re._parser")
+        names = importlib.import_module("re._constants")
+    except ImportError:  # pragma: no cover - a future Python without re._parser
+        return False
+    repeats = (names.MAX_REPEAT, names.MIN_REPEAT)
+
+    def nested(items: Any, inside: bool) -> bool:
+        for op, value in items:
+            deeper = inside
+            if op in repeats:
+                unbounded = value[1] == names.MAXREPEAT
+                if unbounded and inside:
+                    return True
+                children, deeper = [value[2]], inside or unbounded
+            elif op == names.SUBPATTERN:
+                children = [value[3]]
+            elif op == names.BRANCH:
+                children = value[1]
+            elif op in (names.ASSERT, names.ASSERT_NOT):
+                children = [value[1]]
+            else:  # a literal, a class; or atomic and possessive parts, which never backtrack
+                continue
+            if any(nested(child.data, deeper) for child in children):
+                return True
+        return False
+
+    return nested(parser.parse(source, re.IGNORECASE).data, False)
 
 
 def _can_match_empty(source: str) -> bool:

@@ -180,19 +180,32 @@ def test_regex_and_literal_aliases_share_one_scan() -> None:
         ("re:", "is an empty regular expression"),
         ("re:   ", "is an empty regular expression"),
         ("re:(a)\\1", "by name"),
+        ("re:(a+)+b", "without bound"),
+        ("re:uy(?:\\s*\\w+)*ur", "without bound"),
+        ("re:(?:x|(?:y+)*)z", "without bound"),
         ("", "is empty"),
         ("   ", "is empty"),
         ("\u200b", "is empty"),
     ],
     ids=["unclosed-class", "unclosed-group", "star", "word-boundary", "lookahead",
-         "empty-branch", "empty", "blank", "numbered-backref", "empty-literal", "blank-literal",
-         "invisible-literal"],
+         "empty-branch", "empty", "blank", "numbered-backref", "nested-plus", "nested-star",
+         "nested-in-branch", "empty-literal", "blank-literal", "invisible-literal"],
 )  # fmt: skip
 def test_bad_aliases_raise_value_error_naming_group_and_alias(alias: str, message: str) -> None:
     with pytest.raises(ValueError, match=message) as raised:
         compile_groups([PhraseGroup("uyghur", ("Uyghur", alias))])
     assert "'uyghur'" in str(raised.value)
     assert repr(alias) in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "alias",
+    ["re:xinjiang(?:\\s+\\w+){0,3}\\s+camps", "re:(?>a+)+b", "re:(?:a++)+b", "re:\\w+\\s+\\w+",
+     "re:(a|b)*c"],
+    ids=["bounded-outer", "atomic-inner", "possessive-inner", "in-sequence", "alternation"],
+)  # fmt: skip
+def test_repetitions_that_cannot_backtrack_without_end_are_allowed(alias: str) -> None:
+    compile_groups([PhraseGroup("uyghur", (alias,))])
 
 
 def test_regexes_whose_group_names_clash_raise_value_error() -> None:
