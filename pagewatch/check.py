@@ -648,19 +648,17 @@ class Checker:
         """A capture's counts as the watch counts now, and its text if it had to be re-read.
 
         Counts stored under the same phrases and selector are used as they are. Otherwise the
-        capture is counted again the new way; if it cannot be (say the new selector finds nothing
-        in the old page), the stored counts of groups whose aliases did not change stand in.
+        capture is counted again the new way; if it cannot be (the new selector finds nothing in
+        the old page, its snapshot is gone), it has no counts to compare: its stored ones may be
+        of another part of the page (a selector added or changed), and comparing those would
+        accuse the vendor of what is only the watchlist's edit.
         """
         if row.config_hash == config_hash(watch):
             return _in_watch_order(row.counts, watch), None
         analysis = await self._analysis(row, watch)
         if analysis is not None and analysis.usable:
             return {g: c.count for g, c in analysis.counts.items()}, analysis.text
-        fingerprints = group_fingerprints(watch)
-        same = {
-            g: n for g, n in row.counts.items() if row.fingerprints.get(g) == fingerprints.get(g)
-        }
-        return _in_watch_order(same, watch), None
+        return {}, None
 
     async def _text(self, row: CheckRow, watch: Watch) -> str | None:
         analysis = await self._analysis(row, watch)

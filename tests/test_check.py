@@ -113,18 +113,28 @@ def test_a_capture_older_than_a_stored_one_is_kept_but_not_compared(
     assert alert["kind"] == "removed"
 
 
-def test_selector_fixed_after_a_redesign_still_raises_the_removal(
-    store: Store, server: ReplayServer, clock: Any
+@pytest.mark.parametrize("snapshot", ["kept", "deleted"])
+def test_a_selector_added_after_a_redesign_raises_nothing_then_watches(
+    store: Store, server: ReplayServer, clock: Any, snapshot: str
 ) -> None:
-    server.set("/p", Page.html(WITH))
-    run(store, clock, watch(server.url("/p"), selector="main"))
-    redesigned = "<html><body><article><p>Glasses.</p></article></body></html>"
-    server.set("/p", Page.html(redesigned))  # <main> gone and the row with it
+    """The old page (all in <div>s) cannot be read with the new selector, or not at all: its
+    stored counts are of the whole page, the new ones of <main>. Compared, they would read as
+    a removal the vendor never made. Nothing is compared; the new capture is the baseline."""
+    nav = "<nav>Is it Uyghur? See the guide.</nav>"
+    rows = "<p>Glasses.</p><p>Is it Uyghur: boolean.</p>"
+    server.set("/p", Page.html(f"<html><body><div>{nav}</div><div>{rows}</div></body></html>"))
+    run(store, clock, watch(server.url("/p")))
+    if snapshot == "deleted":
+        for blob in store.blobs.root.rglob("*.gz"):
+            blob.unlink()
+    redesigned = f"<html><body>{nav}<main>{rows}</main></body></html>"  # the same text
+    server.set("/p", Page.html(redesigned))
     clock.advance(hours=1)
-    [lost] = run(store, clock, watch(server.url("/p"), selector="main"))
-    assert lost.outcome == "unusable"
-    clock.advance(hours=1)  # the analyst fixes the selector; the old page has no <article>
-    run(store, clock, watch(server.url("/p"), selector="article"))
+    [outcome] = run(store, clock, watch(server.url("/p"), selector="main"))
+    assert (outcome.outcome, alerts(store)) == ("capture", [])
+    server.set("/p", Page.html(redesigned.replace("<p>Is it Uyghur: boolean.</p>", "")))
+    clock.advance(hours=1)
+    run(store, clock, watch(server.url("/p"), selector="main"))
     [alert] = alerts(store)
     assert (alert["kind"], alert["count_before"], alert["count_after"]) == ("removed", 1, 0)
 
