@@ -78,6 +78,17 @@ class CheckRow:
         return header(self.headers, name)
 
 
+def _emptied(db_path: Path, snapshots: Path) -> bool:
+    """Is the database an empty file beside stored snapshots? (An empty one in a workspace with
+    none is an `init` a crash cut short: it is set up again.)"""
+    try:
+        if db_path.stat().st_size:
+            return False
+        return any(child.is_dir() and any(child.iterdir()) for child in snapshots.iterdir())
+    except OSError:
+        return False  # what cannot be read is reported as the database is opened
+
+
 def _connect(db_path: Path, readonly: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are ours); read-only ones never write,
     so a read-only copy of a workspace (an archive, a mounted snapshot) can be reviewed."""
@@ -110,8 +121,16 @@ class Store:
         self.blobs = Blobs(root / "snapshots")
         db_path = root / DB_NAME
         if not create and not db_path.exists():
+            if db_path.is_symlink():
+                raise WorkspaceError(f"{db_path}: a link to nothing (or a loop of links)")
             raise WorkspaceError(
                 f"{root}: not a pagewatch workspace (no {DB_NAME}); run `pagewatch init` there"
+            )
+        if not create and _emptied(db_path, self.blobs.root):
+            raise WorkspaceError(
+                f"{db_path}: empty, though the workspace holds snapshots: the database was lost"
+                " or truncated; restore it from a backup (`pagewatch backup` makes them) rather"
+                " than start a new history over the old one"
             )
         try:
             if create:
@@ -136,6 +155,8 @@ class Store:
                     migrate(conn)
         except sqlite3.DatabaseError as exc:
             raise WorkspaceError(f"{db_path}: cannot open database: {exc}") from exc
+        except WorkspaceError:
+            raise
         except OSError as exc:
             raise workspace_error(exc, root) from exc
 
