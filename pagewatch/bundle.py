@@ -8,6 +8,7 @@ and `manifest`'s (packages); import reads through `responses`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -146,8 +147,13 @@ def _temp_beside(out: Path, suffix: str, cleanup: ExitStack) -> Path:
     """A fresh name beside ``out`` (same file system, so the final rename is atomic), removed
     on the way out unless it was renamed into place."""
     path = out.parent / f".{out.name}.{secrets.token_hex(6)}{suffix}"
-    cleanup.callback(lambda: path.unlink(missing_ok=True))
+    cleanup.callback(_remove, path)
     return path
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):  # where nothing could be written, nothing is left
+        path.unlink(missing_ok=True)
 
 
 def _publish(done: Path, out: Path) -> None:

@@ -24,6 +24,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .analysis import make_executor
+from .blobs import workspace_error
 from .check import Checker
 from .errors import PagewatchError, WorkspaceLocked
 from .fetch import FetchPolicy, make_client
@@ -42,7 +43,10 @@ CATCH_UP_SPREAD_S = 10.0  # overdue watches start within this many seconds, not 
 def run_lock(root: Path) -> Iterator[None]:
     """Hold the workspace's run lock, or raise WorkspaceLocked naming the holder."""
     path = root / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only workspace; the lock's name taken by a directory
+        raise workspace_error(exc, path) from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

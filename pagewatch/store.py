@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,19 @@ class CheckRow:
 
     def header(self, name: str) -> str | None:
         return header(self.headers, name)
+
+
+def _unwritable(root: Path) -> str:
+    """Why nothing can be written in ``root``, if its file system says: read-only, or full."""
+    try:
+        found = os.statvfs(root)
+    except OSError:
+        return ""
+    if found.f_flag & os.ST_RDONLY:
+        return "the workspace is read-only"
+    if found.f_bavail * found.f_frsize < 64 * 1024:
+        return "the disk is full"
+    return ""
 
 
 def _emptied(db_path: Path, snapshots: Path) -> bool:
@@ -154,6 +168,8 @@ class Store:
                 with self.write():  # under the write lock: two processes never migrate at once
                     migrate(conn)
         except sqlite3.DatabaseError as exc:
+            if not readonly and (why := _unwritable(root)):  # SQLite cannot make its -shm, say
+                raise WorkspaceError(f"{why}: cannot write {db_path} ({exc})") from exc
             raise WorkspaceError(f"{db_path}: cannot open database: {exc}") from exc
         except WorkspaceError:
             raise
@@ -811,6 +827,8 @@ class Store:
         writing meanwhile is neither blocked nor half-copied)."""
         try:
             self.db.execute("VACUUM INTO ?", [str(target)])
+        except UnicodeEncodeError as exc:  # bytes in the path that are no UTF-8 (SQLite's paths)
+            raise WorkspaceError(f"cannot write {target}: the path is not valid UTF-8") from exc
         except sqlite3.OperationalError as exc:
             if "full" in str(exc):
                 raise WorkspaceError(f"the disk is full: cannot write {target}") from exc

@@ -677,5 +677,6 @@ def _write_atomic(path: Path, data: bytes) -> None:
             os.chmod(temp, mode)
         os.replace(temp, path)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only place may not even let it be removed
+            temp.unlink(missing_ok=True)
         raise WorkspaceError(f"{path}: cannot write: {exc.strerror or exc}") from exc

@@ -362,6 +362,15 @@ def test_read_only_workspace_gives_one_line_and_still_reads(
             == f"Error: the workspace is read-only: cannot write {root / 'pagewatch.db'}"
             + (" (attempt to write a readonly database)")
         )
+        add = ["add", "--list", "more", "--phrase", "Uyghur", server.url("/s9")]
+        for command in (["run"], add):
+            done = subprocess.run(
+                [sys.executable, "-m", "pagewatch", "--workspace", str(root), *command],
+                capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 1, done.stderr
+            [line] = done.stderr.strip().splitlines()  # one line, no traceback
+            assert line.startswith("Error: ") and "read-only" in line.lower(), line
         shown = CliRunner().invoke(cli, ["--workspace", str(root), "history", server.url("/s0")])
         assert shown.exit_code == 0, shown.output  # the evidence can still be read
         assert snapshot_of(root) == before

@@ -47,6 +47,15 @@ def test_second_run_refuses(tmp_path: Path) -> None:
     assert "`pagewatch run` is already running here" in result.stderr
 
 
+def test_a_lock_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    init(tmp_path)
+    lock = tmp_path / ".pagewatch-run.lock"
+    lock.mkdir()
+    result = CliRunner().invoke(cli, ["--workspace", str(tmp_path), "run"])
+    assert result.exit_code == 1
+    assert result.stderr == f"Error: cannot write {lock}: Is a directory\n"
+
+
 def checks(root: Path) -> list[tuple[str, str, str]]:
     db = sqlite3.connect(f"file:{root / 'pagewatch.db'}?mode=ro", uri=True)
     try:
