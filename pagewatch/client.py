@@ -318,7 +318,7 @@ class Client:
             try:
                 event = machine.next_event()
             except h11.RemoteProtocolError as exc:
-                raise ProtocolError(_broken(machine, exc)) from None
+                raise ProtocolError(_broken(exc)) from None
             if event is not h11.NEED_DATA:
                 if isinstance(event, h11.ConnectionClosed):
                     raise ProtocolError("the server closed the connection without an answer")
@@ -332,7 +332,7 @@ class Client:
             try:
                 machine.receive_data(data)
             except h11.RemoteProtocolError as exc:
-                raise ProtocolError(_broken(machine, exc)) from None
+                raise ProtocolError(_broken(exc)) from None
 
     async def _connect(self, origin: Origin) -> _Connection:
         scheme, host, port = origin
@@ -421,7 +421,7 @@ def _origin(url: httpx.URL) -> Origin:
     return scheme, url.raw_host.decode("ascii"), port
 
 
-def _broken(machine: h11.Connection, exc: h11.RemoteProtocolError) -> str:
+def _broken(exc: h11.RemoteProtocolError) -> str:
     """h11's complaint in words a history line can use: "the server closed the connection"
     rather than its state machine's, bytes as b'...' rather than bytearray(b'...')."""
     if "ConnectionClosed" in str(exc) or "unexpectedly closed" in str(exc):
