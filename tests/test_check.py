@@ -42,6 +42,14 @@ def run(store: Store, clock: Any, *watches: Watch) -> list[Any]:
     return asyncio.run(go())
 
 
+async def another_process_checks(store: Store, clock: Any, w: Watch) -> None:
+    """A check of ``w`` by another process, with its own connection, while ours is in flight."""
+    other = Store(store.root)
+    async with make_client(check_module.FetchPolicy()) as client:
+        await Checker(other, client, clock, confirm_delay=0).check(w)
+    other.close()
+
+
 def alerts(store: Store) -> list[dict[str, Any]]:
     return store.alerts(status="all")
 
@@ -432,10 +440,7 @@ def test_a_304_stands_for_the_capture_its_validators_came_from(
         client: Any, url: str, now: Any, policy: Any, validators: Any, *_: Any
     ) -> Any:
         monkeypatch.setattr(check_module, "fetch", real_fetch)
-        other = Store(store.root)  # another process, with its own connection
-        async with make_client(check_module.FetchPolicy()) as its_client:
-            await Checker(other, its_client, clock, confirm_delay=0).check(w)
-        other.close()
+        await another_process_checks(store, clock, w)
         clock.advance(seconds=30)
         sent.append(dict(validators))
         return Capture(url, url, 304, (("ETag", '"v1"'),), b"", "", clock())
@@ -465,10 +470,7 @@ def test_a_first_capture_is_compared_with_one_another_process_stored_meanwhile(
         client: Any, url: str, now: Any, policy: Any, validators: Any, *_: Any
     ) -> Any:
         monkeypatch.setattr(check_module, "fetch", real_fetch)
-        other = Store(store.root)  # another process, with its own connection
-        async with make_client(check_module.FetchPolicy()) as its_client:
-            await Checker(other, its_client, clock, confirm_delay=0).check(w)
-        other.close()
+        await another_process_checks(store, clock, w)
         server.set("/p", Page.html(WITHOUT))
         clock.advance(seconds=30)
         return await real_fetch(client, url, now, policy, validators)

@@ -447,15 +447,20 @@ def test_redirect_to_a_name_that_resolves_to_metadata_is_refused(
 # -- a page that merely shrinks is a removal, and says how much -----------------------------------
 
 
+def watching(root: Path, url: str) -> None:
+    """A new workspace with one watch of ``url`` for the phrases."""
+    init(root)
+    (root / "watchlists" / "w.toml").write_text(
+        f'[phrases]\n{PHRASES}\n[[watch]]\nurl = "{url}"\n', encoding="utf-8"
+    )
+
+
 def test_gutted_page_is_a_removal_that_says_how_much_the_page_shrank(tmp_path: Path) -> None:
     big = GOOD.replace("</main>", "<p>" + "Long documentation paragraph. " * 400 + "</p></main>")
     gutted = "<html><body><main><p>This page has moved to our new portal.</p></main></body></html>"
     server = RawServer({"/doc": page(big, HTML)})
     try:
-        init(tmp_path)
-        (tmp_path / "watchlists" / "w.toml").write_text(
-            f'[phrases]\n{PHRASES}\n[[watch]]\nurl = "{server.url("/doc")}"\n', encoding="utf-8"
-        )
+        watching(tmp_path, server.url("/doc"))
         run(tmp_path, "check")
         server.routes["/doc"] = page(gutted, HTML)
         run(tmp_path, "check", "--confirm-delay", "0")
@@ -482,10 +487,7 @@ def test_a_length_that_lies_late_never_confirms_a_removal_then_a_real_one_does(
     real removal is then alerted, once."""
     server = RawServer({"/doc": page(GOOD, HTML)})
     try:
-        init(tmp_path)
-        (tmp_path / "watchlists" / "w.toml").write_text(
-            f'[phrases]\n{PHRASES}\n[[watch]]\nurl = "{server.url("/doc")}"\n', encoding="utf-8"
-        )
+        watching(tmp_path, server.url("/doc"))
         run(tmp_path, "check")
         server.routes["/doc"] = length_lies_shorter_rest_late
         for _ in range(3):
@@ -520,10 +522,7 @@ def test_a_change_awaiting_confirmation_is_confirmed_only_by_a_fetch_that_waits(
 
     server = RawServer({"/doc": page(GOOD, HTML)})
     try:
-        init(tmp_path)
-        (tmp_path / "watchlists" / "w.toml").write_text(
-            f'[phrases]\n{PHRASES}\n[[watch]]\nurl = "{server.url("/doc")}"\n', encoding="utf-8"
-        )
+        watching(tmp_path, server.url("/doc"))
         run(tmp_path, "check")
         server.routes["/doc"] = cut_then_stall_then_cut
         for _ in range(2):
