@@ -47,6 +47,8 @@ log = logging.getLogger("pagewatch.check")
 FULL_FETCH_EVERY = timedelta(hours=24)
 #: a removal is confirmed by a second fetch this many seconds after the first (None: never)
 CONFIRM_DELAY_S = 3.0
+#: a pass warns when the clock reads more than this before the workspace's latest check
+CLOCK_SLACK = timedelta(minutes=5)
 #: watches whose latest captures a pass reads in one go, ahead of checking them
 READ_AHEAD = 256
 #: unchanged pages stored within this many seconds of each other share one commit
@@ -149,6 +151,14 @@ class Checker:
         on_done: Callable[[CheckOutcome], None] | None = None,
     ) -> PassSummary:
         """Check every watch once, many at a time; a watch's failure never stops the others."""
+        latest = self.store.latest_check_time()
+        if latest is not None and self.now() < latest - CLOCK_SLACK:
+            log.warning(
+                "warning: the clock reads %s, before this workspace's latest check (%s): a"
+                " capture taken now is older than that one, kept as superseded and never"
+                " compared, until the clock passes it; set the clock right",
+                iso(self.now()), iso(latest),
+            )  # fmt: skip
         summary = PassSummary()
         queue = self._read_ahead(watches)
 

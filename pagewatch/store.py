@@ -299,6 +299,11 @@ class Store:
             sql, args = sql + " AND list = ?", [*args, list_name]
         return [int(r[0]) for r in self.db.execute(sql, args).fetchall()]
 
+    def latest_check_time(self) -> datetime | None:
+        """When the workspace's latest check was taken, by its own clock."""
+        found = self.db.execute("SELECT MAX(checked_at) FROM checks").fetchone()[0]
+        return parse_iso(found) if found else None
+
     def last_checked(self) -> dict[tuple[str, str], datetime]:
         """When each watch (by list and URL) was last checked, successful or not."""
         rows = self.db.execute(

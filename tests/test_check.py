@@ -617,3 +617,25 @@ def test_a_big_pass_s_workers_store_and_read_bodies_importing_no_more_than_that(
     heavy = ["pagewatch.cli", "pagewatch.check", "pagewatch.store", "pagewatch.client", "httpx",
              "h11", "click", "sqlite3"]  # fmt: skip
     assert [m for m in heavy if m in loaded] == []
+
+
+def test_a_clock_behind_the_latest_check_is_said_not_kept_quiet(
+    store: Store, server: ReplayServer, clock: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Captures taken by a clock that stepped back are older than the latest one: superseded,
+    never compared, until the clock passes it. A pass says so rather than stay silent."""
+    server.set("/p", Page.html(WITH))
+    w = watch(server.url("/p"))
+
+    async def one_pass() -> None:
+        async with make_client(check_module.FetchPolicy()) as client:
+            await Checker(store, client, clock, confirm_delay=0).run_pass([w])
+
+    asyncio.run(one_pass())
+    clock.advance(hours=1)
+    asyncio.run(one_pass())
+    assert "the clock reads" not in caplog.text
+    clock.advance(hours=-3)
+    asyncio.run(one_pass())
+    [record] = [r for r in caplog.records if "the clock reads" in r.getMessage()]
+    assert "before this workspace's latest check" in record.getMessage()
