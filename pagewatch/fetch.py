@@ -160,14 +160,10 @@ async def _fetch(
             if strict:
                 await response.linger()
             refuse_excess(response.extra, status, declared)
-            chunked = "chunked" in (response.headers.get("transfer-encoding") or "").lower()
         headers = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw)
         decoded = decode_content(
             body, response.headers.get("content-encoding", "") or "", policy.max_decoded
         )
-        if declared is None and not chunked and status in PAGE_STATUSES:
-            content_type = response.headers.get("content-type")
-            refuse_unended(body if decoded is None else decoded, content_type)
         return Capture(
             url=url,
             final_url=str(target),
@@ -273,23 +269,6 @@ def refuse_excess(extra: bytes, status: int, declared: str | None) -> None:
     what = f"its Content-Length of {declared}" if declared else "the end of its last chunk"
     message = f"the server sent more than {what} ({len(extra):,} bytes more at least)"
     raise _Failure("bad_length", message + ": the body would be cut short")
-
-
-def refuse_unended(content: bytes, content_type: str | None) -> None:
-    """Fail an HTML body that ended only because the connection closed (no Content-Length, not
-    chunked) before its ``</body>`` or ``</html>``: HTTP cannot tell it from a whole page, and a
-    page cut before its phrases reads like a removal. (A page in UTF-16 is not judged.)"""
-    start = content[:1024].lstrip().lower()
-    html = "html" in (content_type or "").lower() or start.startswith((b"<!doctype html", b"<html"))
-    if not content or not html or b"\x00" in content[:512]:
-        return
-    lowered = content.lower()
-    if b"</html" not in lowered and b"</body" not in lowered:
-        raise _Failure(
-            "cut_short",
-            "the body ended with the connection (no Content-Length) before its </html>:"
-            " it may be cut short",
-        )
 
 
 async def read_capped(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:

@@ -218,10 +218,6 @@ CASES = [
     Case("content-length-longer-then-close", length_lies_longer, "failed", "network"),
     Case("content-length-longer-then-stall", length_lies_longer_stalls, "failed", "timeout"),
     Case("content-length-shorter", length_lies_shorter, "failed", "bad_length", "cut short"),
-    Case("no-length-cut-by-close", raw(f"HTTP/1.0 200 OK\r\n{HTML}\r\n\r\n".encode()
-         + GOOD.encode()[:120]), "failed", "cut_short", "before its </html>"),
-    Case("no-length-whole", raw(f"HTTP/1.1 200 OK\r\n{HTML}\r\nConnection: close\r\n\r\n"
-         .encode() + GOOD.encode()), "capture"),
     Case("content-length-shorter-rest-late", length_lies_shorter_rest_late, "failed",
          "bad_length", "cut short"),
     Case("data-after-last-chunk", chunk_then_garbage, "failed", "bad_length", "last chunk"),
