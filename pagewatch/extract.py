@@ -426,6 +426,8 @@ def _refresh(root: etree._Element) -> str:
     for meta in root.iter("meta"):
         if (meta.get("http-equiv") or "").strip().lower() != "refresh":
             continue
+        if any(a.tag in ("noscript", "template") for a in meta.iterancestors()):
+            continue  # browsers that run scripts, or none, never act on it
         found = _REFRESH.match(meta.get("content") or "")
         if found and float(found.group(1)) <= REFRESH_MAX_S:
             return found.group(2).strip()
@@ -434,7 +436,11 @@ def _refresh(root: etree._Element) -> str:
 
 #: a meta refresh this soon is a redirect in all but name
 REFRESH_MAX_S = 5
-_REFRESH = re.compile(r"""\s*(\d+(?:\.\d*)?)\s*[;,]?\s*(?:url\s*=\s*)?["']?([^"'\s][^"']*)""", re.I)
+_REFRESH = re.compile(
+    r"""\s*(\d+(?:\.\d*)?)(?![\d.])\s*[;,]\s*"""  # a delay, then a separator
+    r"""(?:url\s*=\s*)?(?!url\s*=)["']?([^"'\s=][^"']*)""",  # and a URL that is not empty
+    re.I,
+)
 
 
 def _parser_input(text: str, utf8: bytes | None) -> bytes:

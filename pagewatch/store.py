@@ -140,7 +140,7 @@ class Store:
             raise WorkspaceError(
                 f"{root}: not a pagewatch workspace (no {DB_NAME}); run `pagewatch init` there"
             )
-        if not create and _emptied(db_path, self.blobs.root):
+        if _emptied(db_path, self.blobs.root):  # `init` too: it must not set one up anew
             raise WorkspaceError(
                 f"{db_path}: empty, though the workspace holds snapshots: the database was lost"
                 " or truncated; restore it from a backup (`pagewatch backup` makes them) rather"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -578,6 +579,7 @@ def test_a_failed_shared_commit_fails_only_the_checks_in_it(
     ]
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="one CPU: no process pool")
 def test_a_big_pass_s_workers_store_and_read_bodies_importing_no_more_than_that(
     tmp_path: Path,
 ) -> None:

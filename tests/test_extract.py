@@ -206,8 +206,13 @@ def test_an_ebcdic_label_on_an_ascii_page_is_ignored(content_type: str, meta: st
         ('<meta http-equiv="refresh" content="300; url=/docs/v2">', ""),  # a slow reload
         ('<meta http-equiv="refresh" content="0">', ""),  # reloads itself
         ('<meta name="refresh" content="0; url=/x">', ""),
+        ('<meta http-equiv="refresh" content="30">', ""),  # reloads itself every 30 s
+        ('<meta http-equiv="refresh" content="0.5">', ""),
+        ('<meta http-equiv="refresh" content="1; url=">', ""),
+        ('<noscript><meta http-equiv="refresh" content="0; url=/nojs"></noscript>', ""),
     ],
-    ids=["at-once", "quoted-url", "slow", "self", "not-http-equiv"],
+    ids=["at-once", "quoted-url", "slow", "self", "not-http-equiv", "reload-30", "reload-half",
+         "empty-url", "in-noscript"],
 )  # fmt: skip
 def test_a_meta_refresh_that_moves_browsers_on_at_once_is_reported(meta: str, refresh: str) -> None:
     body = f"<html><head>{meta}</head><body><p>This page has moved.</p></body></html>"

@@ -73,7 +73,7 @@ def test_an_emptied_database_beside_snapshots_is_refused_not_started_anew(tmp_pa
     store.close()
     db = tmp_path / DB_NAME
     db.write_bytes(b"")
-    for command in ("check", "alerts"):
+    for command in ("check", "alerts", "init"):
         result = CliRunner().invoke(cli, ["--workspace", str(tmp_path), command])
         assert result.exit_code == 1
         assert result.stderr.startswith(f"Error: {db}: empty, though the workspace holds snapshots")
