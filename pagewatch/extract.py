@@ -10,6 +10,7 @@ vanish, and the result is NFKC-normalised with whitespace collapsed within each 
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 import unicodedata
 from functools import lru_cache
@@ -23,7 +24,7 @@ if TYPE_CHECKING:  # lxml is imported where a page is parsed: commands that read
 
 #: Bump when a change to these rules can change the text of an unchanged page: stored counts made
 #: under another version are then recounted before they are compared, never trusted as they are.
-RULES_VERSION = 3
+RULES_VERSION = 4  # 4: elements libxml2 left in <head> are read; EBCDIC labels; meta refresh
 
 __all__ = ["check_selector", "visible_text"]
 
@@ -372,6 +373,7 @@ def _html_text(decoded: _Decoded, selector: CSSSelector | None, huge: bool) -> E
         return Extracted("", encoding, scope_found=selector is None, note="empty document")
 
     refresh = _refresh(root)
+    _close_head(root)
     _reopen_body(root)
     etree.strip_elements(
         root, etree.Comment, etree.ProcessingInstruction, *_SKIPPED, with_tail=False
@@ -472,6 +474,33 @@ def _special_reference(match: re.Match[bytes]) -> bytes:
     if code == ord(_MARK):
         return b"&#%d;" % ord(_MARK_STAND_IN)
     return b" " if code == 0x0C else b""
+
+
+def _close_head(root: etree._Element) -> None:
+    """Move what libxml2 left in ``<head>`` after its first element that has no place there
+    into the body, where a browser puts it: libxml2 does not know HTML5's elements, so a page
+    whose minifier left out ``<body>`` (``<title>T</title><main>...``) kept its text in the head."""
+    from lxml import etree
+
+    head = root.find("head")
+    if head is None:
+        return
+    stray = list(
+        itertools.dropwhile(lambda e: not isinstance(e.tag, str) or e.tag in _HEAD_ONLY, head)
+    )
+    if not stray:
+        return
+    body = root.find("body")
+    if body is None:
+        body = etree.SubElement(root, "body")
+    if body.text:  # text at the body's start comes after what moves in before it
+        stray[-1].tail = (stray[-1].tail or "") + body.text
+        body.text = None
+    for index, element in enumerate(stray):
+        body.insert(index, element)
+
+
+_HEAD_ONLY = frozenset({"title", "meta", "link", "script", "style", "base", "noscript", "template"})
 
 
 def _reopen_body(root: etree._Element) -> None:

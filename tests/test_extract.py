@@ -219,6 +219,14 @@ def test_a_meta_refresh_that_moves_browsers_on_at_once_is_reported(meta: str, re
     assert visible_text(body.encode(), "text/html").refresh == refresh
 
 
+@pytest.mark.parametrize("element", ["main", "article", "section", "header", "nav"])
+def test_minified_html5_without_body_keeps_its_text(element: str) -> None:
+    """libxml2 keeps HTML5 elements it does not know in <head> when <body> is left out, as
+    minifiers do; a browser reads them as the body. Lost, the text would read as a removal."""
+    body = f"<!doctype html><title>Face</title><{element}><p>Is it Uyghur</p></{element}><p>end"
+    assert visible_text(body.encode(), "text/html").text == "Face\nIs it Uyghur\nend"
+
+
 def test_unknown_meta_label_falls_through_to_next_meta() -> None:
     body = '<meta charset="klingon"><meta charset="gbk"><p>维吾尔</p>'.encode("gb18030")
     assert visible_text(body, "text/html").encoding == "gb18030"
